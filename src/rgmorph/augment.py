@@ -1,0 +1,41 @@
+"""Stage 4: seeded random rotations (any angle) and flips, batched on the training device.
+
+Radio-galaxy morphology does not depend on orientation on the sky, so each training image is
+rotated by a uniform random angle and optionally mirrored, fresh every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def random_affine_matrices(count: int, generator: torch.Generator, device: torch.device | str,
+                           rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
+    """(count, 2, 3) matrices for affine_grid: a flip (optional) followed by a rotation."""
+    draws = torch.rand(count, 3, generator=generator, device=device)
+    angle = draws[:, 0] * (2 * math.pi) if rotate else torch.zeros(count, device=device)
+    flip_x = torch.where(draws[:, 1] < 0.5, -1.0, 1.0) if hflip else torch.ones(count, device=device)
+    flip_y = torch.where(draws[:, 2] < 0.5, -1.0, 1.0) if vflip else torch.ones(count, device=device)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(angle)
+    return torch.stack([
+        torch.stack([cos * flip_x, -sin * flip_y, zero], dim=1),
+        torch.stack([sin * flip_x, cos * flip_y, zero], dim=1),
+    ], dim=1)
+
+
+def apply_affine(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
+    """Resample (N, C, H, W) images; pixels rotated in from outside the field are 0 (empty sky)."""
+    grid = F.affine_grid(matrices.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_rotate_flip(images: torch.Tensor, generator: torch.Generator, rotate: bool = True,
+                       hflip: bool = True, vflip: bool = True) -> torch.Tensor:
+    if not (rotate or hflip or vflip):
+        return images
+    matrices = random_affine_matrices(images.shape[0], generator, images.device, rotate, hflip, vflip)
+    return apply_affine(images, matrices)

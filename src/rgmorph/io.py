@@ -1,0 +1,57 @@
+"""Small file helpers shared by every stage: atomic writes and hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_path(target: str | Path):
+    """Yield a temporary path beside ``target``; move it into place only if the block succeeds.
+
+    A crash or error leaves no partial file where a later step would read it.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(target: str | Path, data: bytes) -> None:
+    with atomic_path(target) as temporary:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json_atomic(target: str | Path, payload) -> None:
+    write_bytes_atomic(target, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_csv_atomic(target: str | Path, frame, **options) -> None:
+    with atomic_path(target) as temporary:
+        frame.to_csv(temporary, index=False, **options)

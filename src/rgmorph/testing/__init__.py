@@ -1,0 +1,1 @@
+"""Test helpers for rgmorph (stand-in services)."""

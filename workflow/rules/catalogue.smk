@@ -1,0 +1,12 @@
+rule catalogue:
+    input:
+        catalogue=config["catalogue"]["path"],
+    output:
+        sources=f"{RESULTS}/catalogue/sources.csv",
+    params:
+        catalogue=config["catalogue"],
+        class_names=config["class_names"],
+    log:
+        f"{RESULTS}/logs/catalogue.log",
+    script:
+        "../scripts/catalogue.py"

@@ -1,0 +1,14 @@
+rule fetch:
+    input:
+        sources=f"{RESULTS}/catalogue/sources.csv",
+    output:
+        manifest=f"{RESULTS}/cutouts/{{survey}}/manifest.csv",
+    params:
+        survey=survey_settings,
+        fetch=fetch_settings(),
+    log:
+        f"{RESULTS}/logs/fetch/{{survey}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fetch/{{survey}}.tsv"
+    script:
+        "../scripts/fetch.py"

@@ -1,0 +1,5 @@
+from rgmorph.evaluate import summarise_runs
+from rgmorph.logs import logged
+
+with logged(snakemake.log[0]):
+    summarise_runs(snakemake.input.metrics, snakemake.output.runs, snakemake.output.summary)
