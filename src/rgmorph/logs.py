@@ -16,6 +16,8 @@ def logged(log_path: str | Path | None, level: int = logging.INFO):
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
     logging.captureWarnings(True)
+    for chatty in ("fontTools", "matplotlib", "PIL"):  # their INFO lines drown the pipeline's own
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         yield logging.getLogger("rgmorph")
     except Exception:

@@ -1,0 +1,64 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rgmorph.preprocess import load_dataset
+from rgmorph.train import TrainSettings, load_checkpoint, predict_logits, train_model, validation_split
+from conftest import write_synthetic_dataset
+
+
+def test_validation_split_is_stratified_disjoint_and_fixed():
+    labels = np.array([0] * 40 + [1] * 60 + [0] * 10)
+    train = np.arange(100)  # the last 10 are the test split
+    fit, validation = validation_split(labels, train, 0.2, seed=2019)
+    assert len(np.intersect1d(fit, validation)) == 0
+    assert sorted(np.concatenate([fit, validation]).tolist()) == train.tolist()
+    assert (labels[validation] == 0).sum() == 8 and (labels[validation] == 1).sum() == 12
+    assert np.array_equal(validation, validation_split(labels, train, 0.2, seed=2019)[1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    dataset = write_synthetic_dataset(folder / "synthetic.npz", per_class=32)
+    # Small batches: batch norm's running statistics need a few dozen steps before eval mode works.
+    settings = TrainSettings(epochs=8, batch_size=8, learning_rate=1e-3, threads=2)
+    checkpoint = train_model(dataset, "tang2019", 0, settings, folder / "checkpoint.pt", folder / "history.csv")
+    return folder, dataset, checkpoint
+
+
+def test_history_and_checkpoint_agree_on_the_best_epoch(trained):
+    folder, _, checkpoint = trained
+    history = pd.read_csv(folder / "history.csv")
+    assert list(history["epoch"]) == list(range(1, 9))
+    assert set(history.columns) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "best"}
+    best = history.loc[history["val_loss"].idxmin()]
+    assert checkpoint["best_epoch"] == best["epoch"]
+    assert checkpoint["best_val_loss"] == pytest.approx(best["val_loss"])
+    assert checkpoint["parameters"] > 0
+    assert {"torch", "numpy", "device", "rgmorph"} <= set(checkpoint["environment"])
+
+
+def test_model_selection_never_sees_the_test_split(trained):
+    _, dataset_path, checkpoint = trained
+    dataset = load_dataset(dataset_path)
+    test_names = set(dataset["names"][dataset["split"] == "test"])
+    assert checkpoint["validation_names"] and not test_names & set(checkpoint["validation_names"])
+
+
+def test_saved_checkpoint_reproduces_the_validation_score(trained):
+    folder, dataset_path, checkpoint = trained
+    dataset = load_dataset(dataset_path)
+    model, loaded = load_checkpoint(folder / "checkpoint.pt")
+    index = np.flatnonzero(np.isin(dataset["names"], loaded["validation_names"]))
+    logits = predict_logits(model, torch.from_numpy(dataset["images"][index]).unsqueeze(1))
+    loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(dataset["labels"][index])).item()
+    assert loss == pytest.approx(checkpoint["best_val_loss"], rel=1e-5)
+
+
+def test_training_learns_an_easy_contrast(trained):
+    folder, _, _ = trained
+    history = pd.read_csv(folder / "history.csv")
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert history["val_accuracy"].max() >= 0.9
