@@ -5,7 +5,6 @@ rule fetch:
         manifest=f"{RESULTS}/cutouts/{{survey}}/manifest.csv",
     params:
         survey=survey_settings,
-        fetch=fetch_settings(),
     log:
         f"{RESULTS}/logs/fetch/{{survey}}.log",
     benchmark:

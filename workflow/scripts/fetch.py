@@ -1,9 +1,18 @@
+import os
 from pathlib import Path
 
 import pandas as pd
 
-from rgmorph.fetch import FetchSettings, Survey, fetch_survey
+from rgmorph.fetch import (MIRROR_ENVIRONMENT_VARIABLE, SKYVIEW_URL_ENVIRONMENT_VARIABLE, FetchSettings, Survey,
+                           fetch_survey)
 from rgmorph.logs import logged
+
+# Fetch options are read here, not declared as rule params: retries, timeouts and the mirror's
+# location do not change a cutout's bytes (its sha256 is checked), so changing them must not
+# trigger retraining downstream.
+options = dict(snakemake.config["fetch"])
+options["mirror_dir"] = os.environ.get(MIRROR_ENVIRONMENT_VARIABLE, options["mirror_dir"])
+options["skyview_url"] = os.environ.get(SKYVIEW_URL_ENVIRONMENT_VARIABLE, options["skyview_url"])
 
 with logged(snakemake.log[0]):
     manifest = Path(snakemake.output.manifest)
@@ -12,5 +21,5 @@ with logged(snakemake.log[0]):
         survey=Survey(**snakemake.params.survey),
         out_dir=manifest.parent,
         manifest_path=manifest,
-        settings=FetchSettings(**snakemake.params.fetch),
+        settings=FetchSettings(**options),
     )
