@@ -1,29 +1,131 @@
-"""Stage 6: score each trained model once on the test split, then summarise over seeds."""
+"""Stage 6: score each trained model once on the test split, then summarise over seeds.
+
+Per run (``evaluate_checkpoint``): metrics.json (accuracy, per-class precision/recall/F1,
+confusion matrix, ROC and AUROC, TPR0/TPR10 with each class as the positive one, ECE) with a
+95% percentile-bootstrap interval over test sources for every scalar, and predictions.csv.
+
+Over runs (``summarise_runs``): runs.csv, one row per run; summary.csv, one row per variant
+(model, mode, training survey, test survey) with, for each metric, the mean and sample std over
+seeds, a bootstrap interval of the seed mean over test sources (``ci``: sources are resampled
+jointly for all seeds, so it holds the test-set sampling error that dominates with ~200 test
+sources) and a bootstrap interval over the seed values themselves (``seed_ci``).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from rgmorph.io import sha256_file, write_csv_atomic, write_json_atomic
-from rgmorph.metrics import binary_classification_report
-from rgmorph.preprocess import load_dataset
-from rgmorph.train import load_checkpoint, predict_logits
+from rgmorph.metrics import (
+    auroc,
+    binary_classification_report,
+    bootstrap_mean,
+    expected_calibration_error,
+    per_class_precision_recall_f1,
+    tpr0,
+    tpr10,
+)
 
 log = logging.getLogger(__name__)
 
+CLASS_NAMES = ("FRI", "FRII")
+N_RESAMPLES = 1000
+CONFIDENCE = 0.95
+BOOTSTRAP_SEED = 0
+
+
+def metric_names(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
+    """Scalar metrics in table order; TPR0/TPR10 with the second class (FRII) positive come first."""
+    first, second = class_names
+    names = ["accuracy", "auroc"]
+    for name in (first, second):
+        names += [f"precision_{name}", f"recall_{name}", f"f1_{name}"]
+    names += [f"tpr0_{second}", f"tpr10_{second}", f"tpr0_{first}", f"tpr10_{first}", "ece"]
+    return names
+
+
 # Columns of the per-run table that are averaged over seeds.
-SUMMARY_METRICS = ["accuracy", "auroc", "precision_FRI", "recall_FRI", "f1_FRI",
-                   "precision_FRII", "recall_FRII", "f1_FRII", "tpr0_FRII", "tpr10_FRII", "ece"]
+SUMMARY_METRICS = metric_names()
+
+# Keys a training run may set to say it was fine-tuned from another run (checked in this order).
+_TRANSFER_KEYS = ("pretrained_on", "transfer_from", "source_survey")
+_CHECKPOINT_RUN_KEYS = ("mode", *_TRANSFER_KEYS, "pretrained_checkpoint", "pretrained_checkpoint_sha256",
+                        "frozen_layers", "init_checkpoint")
+
+
+def scalar_metrics(true: np.ndarray, scores: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
+                   threshold: float = 0.5) -> dict[str, float]:
+    """Every scalar of ``metric_names`` for one set of predictions; NaN where undefined (one class absent)."""
+    true = np.asarray(true, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    predicted = (scores >= threshold).astype(np.int64)
+    values = {"accuracy": float(np.mean(true == predicted))}
+    per_class = per_class_precision_recall_f1(true, predicted, num_classes=2)
+    for k, name in enumerate(class_names):
+        for metric in ("precision", "recall", "f1"):
+            values[f"{metric}_{name}"] = float(per_class[metric][k])
+    both_present = 0 < true.sum() < true.size
+    values["auroc"] = auroc(true, scores) if both_present else math.nan
+    for positive, name in enumerate(class_names):
+        present = bool((true == positive).any())
+        values[f"tpr0_{name}"] = tpr0(true, scores, positive) if present else math.nan
+        values[f"tpr10_{name}"] = tpr10(true, scores, positive) if present else math.nan
+    values["ece"] = expected_calibration_error(true, scores)
+    return {name: values[name] for name in metric_names(class_names)}
+
+
+def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequence[np.ndarray],
+                        class_names: Sequence[str] = CLASS_NAMES, n_resamples: int = N_RESAMPLES,
+                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
+    """Percentile-bootstrap interval of the run-mean of each scalar metric, resampling test sources.
+
+    All runs must score the same test sources in the same order (true labels equal): one draw
+    of source indices is applied to every run, so the interval is that of the seed mean over
+    test sets. A resample on which a metric is undefined for some run (a class absent) is
+    skipped for that metric and counted. Returns {metric: {low, high, n_skipped}}.
+    """
+    true_by_run = [np.asarray(true, dtype=np.int64) for true in true_by_run]
+    scores_by_run = [np.asarray(scores, dtype=np.float64) for scores in scores_by_run]
+    reference = true_by_run[0]
+    for true in true_by_run[1:]:
+        if not np.array_equal(true, reference):
+            raise ValueError("runs score different test sources: align them by name before a joint bootstrap")
+    rng = np.random.default_rng(seed)
+    names = metric_names(class_names)
+    draws = np.full((n_resamples, len(names)), np.nan)
+    for r in range(n_resamples):
+        index = rng.integers(0, reference.size, size=reference.size)
+        per_run = [scalar_metrics(true[index], scores[index], class_names) for true, scores in
+                   zip(true_by_run, scores_by_run)]
+        draws[r] = [np.mean([values[name] for values in per_run]) for name in names]
+    tail = (1.0 - confidence) / 2
+    intervals = {}
+    for column, name in enumerate(names):
+        valid = draws[:, column][np.isfinite(draws[:, column])]
+        low, high = (np.quantile(valid, [tail, 1 - tail]) if valid.size else (math.nan, math.nan))
+        intervals[name] = {"low": float(low), "high": float(high), "n_skipped": int(n_resamples - valid.size)}
+    return intervals
+
+
+# ------------------------------------------------------------------ one run
 
 
 def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, metrics_path: str | Path,
-                        predictions_path: str | Path) -> dict:
+                        predictions_path: str | Path, n_resamples: int = N_RESAMPLES,
+                        bootstrap_seed: int = BOOTSTRAP_SEED) -> dict:
+    import torch
+
+    from rgmorph.preprocess import load_dataset
+    from rgmorph.train import load_checkpoint, predict_logits
+
     model, checkpoint = load_checkpoint(checkpoint_path)
     dataset = load_dataset(dataset_path)
     if dataset["survey"] != checkpoint["survey"]:
@@ -32,7 +134,13 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     images = torch.from_numpy(dataset["images"][test]).unsqueeze(1)
     probabilities = torch.softmax(predict_logits(model, images), dim=1).numpy().astype(np.float64)
     labels = dataset["labels"][test]
-    report = binary_classification_report(labels, probabilities[:, 1], class_names=tuple(dataset["class_names"]))
+    class_names = tuple(dataset["class_names"])
+    report = binary_classification_report(labels, probabilities[:, 1], class_names=class_names)
+    report["split"] = "test"
+    intervals = bootstrap_intervals([labels], [probabilities[:, 1]], class_names, n_resamples, CONFIDENCE,
+                                    bootstrap_seed)
+    report["bootstrap"] = {"method": "percentile bootstrap over test sources", "n_resamples": n_resamples,
+                           "confidence": CONFIDENCE, "seed": bootstrap_seed, "intervals": intervals}
     report["run"] = {
         "model": checkpoint["model_name"], "trained_on": checkpoint["survey"], "survey": dataset["survey"],
         "seed": checkpoint["seed"], "parameters": checkpoint["parameters"], "best_epoch": checkpoint["best_epoch"],
@@ -40,7 +148,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
         "checkpoint": str(checkpoint_path), "checkpoint_sha256": sha256_file(checkpoint_path),
         "dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path),
         "environment": checkpoint["environment"],
+        **{key: checkpoint[key] for key in _CHECKPOINT_RUN_KEYS if checkpoint.get(key) is not None},
     }
+    report["run"]["mode"], report["run"]["pretrained_on"] = run_mode(report["run"], metrics_path)
     predictions = pd.DataFrame({
         "name": dataset["names"][test], "label": labels,
         "class_name": [dataset["class_names"][label] for label in labels],
@@ -49,40 +159,120 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     })
     write_csv_atomic(predictions_path, predictions)
     write_json_atomic(metrics_path, report)
-    log.info("%s %s seed %s: test accuracy %.3f, AUROC %.3f on %d sources", checkpoint["model_name"],
-             dataset["survey"], checkpoint["seed"], report["accuracy"], report["auroc"], len(test))
+    log.info("%s %s seed %s: test accuracy %.3f [%.3f, %.3f], AUROC %.3f on %d sources", checkpoint["model_name"],
+             dataset["survey"], checkpoint["seed"], report["accuracy"], intervals["accuracy"]["low"],
+             intervals["accuracy"]["high"], report["auroc"], len(test))
     return report
 
 
-def flatten_report(report: dict) -> dict:
+# ---------------------------------------------------------------- all runs
+
+
+def run_mode(run: dict, path: str | Path | None = None) -> tuple[str, str]:
+    """(mode, pretrained_on) of a run: 'scratch', 'transfer' (fine-tuned from a model trained on
+    ``pretrained_on``) or 'cross-survey' (trained on one survey, tested on another as it is).
+
+    Reads ``run.mode`` and ``run.pretrained_on``/``transfer_from``/``source_survey`` when the
+    training stage wrote them, else a ``transfer-from-<survey>`` folder in the path, else compares
+    ``trained_on`` with ``survey``.
+    """
+    source = next((str(run[key]) for key in _TRANSFER_KEYS if run.get(key)), "")
+    match = re.search(r"transfer-from-([A-Za-z0-9_]+)", str(path or ""))
+    if not source and match:
+        source = match.group(1)
+    mode = run.get("mode")
+    if not mode or (mode == "scratch" and source):  # a pre-training survey outweighs a default 'scratch'
+        if source:
+            mode = "transfer"
+        elif run.get("trained_on") and run.get("survey") and run["trained_on"] != run["survey"]:
+            mode = "cross-survey"
+        else:
+            mode = "scratch"
+    mode = {"from-scratch": "scratch", "from_scratch": "scratch", "finetune": "transfer",
+            "fine-tune": "transfer", "transfer-learning": "transfer"}.get(str(mode), str(mode))
+    return mode, source
+
+
+def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     """One row of the tidy per-run table."""
-    row = {"model": report["run"]["model"], "survey": report["run"]["survey"],
-           "trained_on": report["run"]["trained_on"], "seed": report["run"]["seed"],
-           "accuracy": report["accuracy"], "auroc": report["auroc"], "ece": report["ece"],
-           "n_test": report["n_samples"], "best_epoch": report["run"]["best_epoch"],
-           "best_val_accuracy": report["run"]["best_val_accuracy"]}
+    run = report["run"]
+    mode, source = run_mode(run, path)
+    row = {"model": run["model"], "mode": mode, "pretrained_on": source, "trained_on": run["trained_on"],
+           "survey": run["survey"], "seed": run["seed"], "split": report.get("split", "test"),
+           "n_test": report["n_samples"], "best_epoch": run["best_epoch"],
+           "best_val_accuracy": run["best_val_accuracy"], "accuracy": report["accuracy"], "auroc": report["auroc"],
+           "ece": report["ece"]}
     for name, values in report["per_class"].items():
         for metric in ("precision", "recall", "f1"):
             row[f"{metric}_{name}"] = values[metric]
     for key, value in report.items():
         if key.startswith("tpr"):
             row[key] = value
+    for metric, interval in (report.get("bootstrap") or {}).get("intervals", {}).items():
+        row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval["low"], interval["high"]
+    row["metrics_file"] = str(path) if path is not None else ""
+    row["checkpoint_sha256"] = run.get("checkpoint_sha256", "")
     return row
 
 
-def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summary_path: str | Path) -> pd.DataFrame:
-    """Write every run as a row, and the mean and (sample) std over seeds per model and survey."""
-    runs = pd.DataFrame([flatten_report(json.loads(Path(path).read_text())) for path in metrics_paths])
-    runs = runs.sort_values(["model", "trained_on", "survey", "seed"]).reset_index(drop=True)
+GROUP_COLUMNS = ["model", "mode", "pretrained_on", "trained_on", "survey"]
+
+
+def _aligned_predictions(paths: Sequence[Path], positive: str) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    frames = [pd.read_csv(path) for path in paths]
+    reference = frames[0]["name"].astype(str).tolist()
+    trues, scores = [], []
+    for frame in frames:
+        frame = frame.set_index(frame["name"].astype(str))
+        if sorted(frame.index) != sorted(reference):
+            return None
+        frame = frame.loc[reference]
+        trues.append((frame["class_name"] == positive).to_numpy(np.int64))
+        scores.append(frame[f"probability_{positive}"].to_numpy(np.float64))
+    return trues, scores
+
+
+def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summary_path: str | Path,
+                   predictions_paths: list[str | Path] | None = None, n_resamples: int = N_RESAMPLES,
+                   bootstrap_seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+    """Write every run as a row (runs.csv) and per variant the mean, std and 95% intervals over seeds."""
+    metrics_paths = [Path(path) for path in metrics_paths]
+    if predictions_paths is None:
+        predictions_paths = [path.with_name("predictions.csv") for path in metrics_paths]
+    reports = [json.loads(path.read_text()) for path in metrics_paths]
+    class_names = tuple(reports[0].get("class_names", CLASS_NAMES))
+    names = metric_names(class_names)
+    runs = pd.DataFrame([flatten_report(report, path) for report, path in zip(reports, metrics_paths)])
+    runs["predictions_file"] = [str(path) for path in predictions_paths]
+    runs = runs.sort_values(["model", "mode", "trained_on", "survey", "seed"]).reset_index(drop=True)
     write_csv_atomic(runs_path, runs)
-    grouped = runs.groupby(["model", "trained_on", "survey"], sort=True)
-    summary = grouped.size().rename("seeds").to_frame()
-    for metric in SUMMARY_METRICS:
-        summary[f"{metric}_mean"] = grouped[metric].mean()
-        summary[f"{metric}_std"] = grouped[metric].std(ddof=1).fillna(0.0)
-    summary = summary.reset_index()
+
+    rows = []
+    for key, group in runs.groupby(GROUP_COLUMNS, sort=True, dropna=False):
+        row = dict(zip(GROUP_COLUMNS, key))
+        row["seeds"] = len(group)
+        row["seed_list"] = " ".join(str(seed) for seed in sorted(group["seed"]))
+        row["n_test"] = int(group["n_test"].iloc[0])
+        aligned = [Path(path) for path in group["predictions_file"]]
+        aligned = _aligned_predictions(aligned, class_names[1]) if all(p.is_file() for p in aligned) else None
+        if aligned is None:
+            log.warning("%s: predictions missing or over different sources; no test-source interval", key)
+            intervals = {}
+        else:
+            intervals = bootstrap_intervals(*aligned, class_names, n_resamples, CONFIDENCE, bootstrap_seed)
+        for metric in names:
+            values = group[metric].to_numpy(np.float64)
+            row[f"{metric}_mean"] = float(np.mean(values))
+            row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            interval = intervals.get(metric, {"low": math.nan, "high": math.nan})
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval["low"], interval["high"]
+            seed_interval = bootstrap_mean(values, n_resamples, CONFIDENCE, bootstrap_seed)
+            row[f"{metric}_seed_ci_low"], row[f"{metric}_seed_ci_high"] = seed_interval
+        rows.append(row)
+    summary = pd.DataFrame(rows)
     write_csv_atomic(summary_path, summary, float_format="%.4f")
     for row in summary.itertuples(index=False):
-        log.info("%s %s: accuracy %.3f +/- %.3f, AUROC %.3f +/- %.3f over %d seeds", row.model, row.survey,
-                 row.accuracy_mean, row.accuracy_std, row.auroc_mean, row.auroc_std, row.seeds)
+        log.info("%s %s %s->%s: accuracy %.3f +/- %.3f [%.3f, %.3f], AUROC %.3f +/- %.3f over %d seeds", row.model,
+                 row.mode, row.trained_on, row.survey, row.accuracy_mean, row.accuracy_std, row.accuracy_ci_low,
+                 row.accuracy_ci_high, row.auroc_mean, row.auroc_std, row.seeds)
     return summary

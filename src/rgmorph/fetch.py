@@ -140,8 +140,13 @@ def check_fits_image(data: bytes, pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SkyView's COMMENT cards hold tabs: harmless on read
             with fits.open(io.BytesIO(data), memmap=False) as hdus:
+                end = hdus.fileinfo(0)["datLoc"] + hdus.fileinfo(0)["datSpan"]
+                if end > len(data):
+                    raise RetryableFetchError(f"truncated FITS file ({len(data)} bytes; its header declares {end})")
                 image = next((hdu.data for hdu in hdus if hdu.data is not None and hdu.data.ndim == 2), None)
                 image = None if image is None else np.array(image, dtype=np.float32)
+    except RetryableFetchError:
+        raise
     except Exception as exc:
         raise RetryableFetchError(f"unreadable FITS file ({exc})") from None
     if image is None:
@@ -301,6 +306,8 @@ def _describe(exc: Exception) -> str:
         return f"HTTP {exc.response.status_code}"
     if isinstance(exc, requests.Timeout):
         return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"connection dropped mid-transfer ({type(exc).__name__})"
     text = str(exc)
     for needle, words in (("Connection refused", "connection refused"), ("reset by peer", "connection reset"),
                           ("IncompleteRead", "connection dropped mid-transfer"),
@@ -372,7 +379,7 @@ class SkyViewSource:
         offered = [name for names in surveys.values() for name in names]
         if survey.skyview_name not in offered:
             close = difflib.get_close_matches(survey.skyview_name, offered, n=3, cutoff=0.4)
-            hint = f"did you mean {close}?" if close else f"it offers e.g. {offered[:8]}"
+            hint = f"did you mean {close}?" if close else f"it offers e.g. {offered[:8]}."
             raise FetchError(
                 f"SkyView at {self.url} does not offer survey '{survey.skyview_name}' "
                 f"(config surveys.{survey.key}.skyview_name); {hint} Use SkyView's exact survey name."
@@ -386,7 +393,7 @@ class SkyViewSource:
         import requests
 
         client = self._client()
-        client.last_results_page = None
+        client.last_results_page = client.last_response = None
         # A SkyCoord, not a string: astroquery reads 'hh mm ss +dd mm ss' as degrees.
         position = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="fk5")
         try:
@@ -401,7 +408,8 @@ class SkyViewSource:
                 raise PermanentFetchError(f"SkyView at {self.url} does not offer survey '{survey.skyview_name}'") from None
             raise RetryableFetchError(f"query: unexpected page ({exc})") from None
         except Exception as exc:  # an error page instead of the form: astroquery's parser trips over it
-            raise RetryableFetchError(f"query: unexpected page ({type(exc).__name__}: {exc})") from None
+            text = _page_text(client.last_response)
+            raise RetryableFetchError(f"query: unexpected page ({text!r}; {type(exc).__name__})") from None
         if not urls:
             text = _page_text(client.last_results_page)
             if "no data" in text.lower():  # SkyView's own answer for a position it has no image of
@@ -422,6 +430,7 @@ def _make_skyview_client(url: str, timeout_s: float, limiter: RateLimiter, on_re
         """astroquery's client, with a timeout and a rate limit on every request and no disk cache."""
 
         last_results_page = None
+        last_response = None
 
         def _request(self, method, url, **kwargs):
             if kwargs.get("timeout") is None:
@@ -432,7 +441,8 @@ def _make_skyview_client(url: str, timeout_s: float, limiter: RateLimiter, on_re
             limiter.wait()
             if on_request is not None:
                 on_request()
-            return super()._request(method, url, **kwargs)
+            self.last_response = super()._request(method, url, **kwargs)
+            return self.last_response
 
         @property
         def survey_dict(self):
@@ -496,6 +506,7 @@ def _fetch_one(source, survey: Survey, row, target: Path, settings: FetchSetting
         target.unlink(missing_ok=True)
         replaced = f"replaced an invalid earlier file ({problem})"
         log.warning("%s %s: existing %s is invalid (%s); fetching again", survey.key, row.name, target.name, problem)
+    notes = [replaced] if replaced else []
     errors = []
     for attempt in range(1, settings.retries + 2):
         record["attempts"] = attempt
@@ -503,7 +514,7 @@ def _fetch_one(source, survey: Survey, row, target: Path, settings: FetchSetting
             data = source.get(survey, row.ra_deg, row.dec_deg)
             check_cutout(data, survey.pixels)
         except PermanentFetchError as exc:
-            return {**record, "status": "failed", "detail": "; ".join([*errors, str(exc)])}
+            return {**record, "status": "failed", "detail": "; ".join([*notes, *errors, str(exc)])}
         except RetryableFetchError as exc:
             errors.append(f"attempt {attempt}: {exc}")
             if attempt <= settings.retries and not (abort is not None and abort.is_set()):
@@ -512,15 +523,17 @@ def _fetch_one(source, survey: Survey, row, target: Path, settings: FetchSetting
                 time.sleep(delay)
                 continue
             blank = isinstance(exc, BlankCutoutError)
-            detail = BLANK_DETAIL + f" in all {attempt} attempts" if blank and all(BLANK_DETAIL in e for e in errors) \
-                else f"gave up after {attempt} attempt(s): " + "; ".join(errors)
-            return {**record, "status": "blank" if blank else "failed", "detail": detail, "gave_up": not blank}
+            if blank and all(BLANK_DETAIL in error for error in errors):
+                notes.append(f"{BLANK_DETAIL} in all {attempt} attempt(s)")
+            else:
+                cut_short = " (retries cut short: the fetch is stopping)" if attempt <= settings.retries else ""
+                notes.append(f"gave up after {attempt} attempt(s){cut_short}: " + "; ".join(errors))
+            return {**record, "status": "blank" if blank else "failed", "detail": "; ".join(notes), "gave_up": not blank}
         write_bytes_atomic(target, data)
-        notes = [replaced] if replaced else []
         if errors:
             notes.append(f"after {len(errors)} failure(s): " + "; ".join(errors))
         return {**record, "sha256": sha256_bytes(data), "status": "retried" if errors else "ok", "detail": "; ".join(notes)}
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt always returns")
 
 
 def library_versions() -> dict:
@@ -539,6 +552,24 @@ def report_path_for(manifest_path: str | Path) -> Path:
     return Path(manifest_path).with_suffix(".report.json")
 
 
+class _Breaker:
+    """Trips once ``limit`` sources in a row have failed for good (0: never)."""
+
+    def __init__(self, limit: int, label: str):
+        self.limit, self.label, self.in_a_row = limit, label, 0
+        self.tripped = threading.Event()
+        self._lock = threading.Lock()
+
+    def count(self, record: dict) -> None:
+        if record["detail"] == NOT_ATTEMPTED:
+            return
+        with self._lock:
+            self.in_a_row = self.in_a_row + 1 if record["gave_up"] else 0
+            if self.limit and self.in_a_row >= self.limit and not self.tripped.is_set():
+                log.error("%s: %d sources in a row failed for good; not starting the rest", self.label, self.in_a_row)
+                self.tripped.set()
+
+
 def fetch_survey(sources: pd.DataFrame, survey: Survey, out_dir: str | Path, manifest_path: str | Path,
                  settings: FetchSettings, progress_every: int = 50) -> pd.DataFrame:
     """Fetch one survey's cutouts for every source; write the manifest and the report; raise FetchError per settings.
@@ -555,19 +586,19 @@ def fetch_survey(sources: pd.DataFrame, survey: Survey, out_dir: str | Path, man
     source.preflight(survey, sources, settings)
     log.info("fetching %d %s cutouts (%s) from %s into %s", len(sources), survey.key, survey.skyview_name, origin, out_dir)
     started = time.monotonic()
-    records, abort, consecutive = [], threading.Event(), 0
+    records, breaker = [], _Breaker(settings.max_consecutive_failures, survey.key)
+
+    def fetch_and_count(row) -> dict:
+        record = _fetch_one(source, survey, row, out_dir / cutout_filename(row.ra_deg, row.dec_deg), settings,
+                            breaker.tripped)
+        breaker.count(record)  # in the worker, so that its next source already sees a trip
+        return record
+
     with ThreadPoolExecutor(max_workers=max(1, settings.max_concurrent)) as pool:
-        futures = [pool.submit(_fetch_one, source, survey, row, out_dir / cutout_filename(row.ra_deg, row.dec_deg),
-                               settings, abort)
-                   for row in sources.itertuples(index=False)]
+        futures = [pool.submit(fetch_and_count, row) for row in sources.itertuples(index=False)]
         for done, future in enumerate(as_completed(futures), start=1):
             record = future.result()
             records.append(record)
-            if record["detail"] != NOT_ATTEMPTED:
-                consecutive = consecutive + 1 if record["gave_up"] else 0
-            if settings.max_consecutive_failures and consecutive >= settings.max_consecutive_failures and not abort.is_set():
-                log.error("%s: %d sources in a row failed for good; not starting the rest", survey.key, consecutive)
-                abort.set()
             if record["status"] == "retried":
                 log.info("%s %s: fetched %s", survey.key, record["name"], record["detail"])
             if done % progress_every == 0 or done == len(futures):
@@ -577,7 +608,7 @@ def fetch_survey(sources: pd.DataFrame, survey: Survey, out_dir: str | Path, man
     manifest = pd.DataFrame(records).reindex(columns=MANIFEST_COLUMNS)
     manifest = manifest.set_index("name").loc[sources["name"]].reset_index()  # catalogue order
     unusable = manifest[~manifest["status"].isin(USABLE_STATUSES)]
-    stopped = abort.is_set()
+    stopped = breaker.tripped.is_set()
     if stopped:
         outcome = "stopped: service failing"
     elif len(unusable) and (settings.on_failure == "stop" or len(unusable) == len(manifest)):

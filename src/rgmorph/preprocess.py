@@ -96,21 +96,10 @@ def build_dataset(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: str
                   size: int | None = None, progress_every: int = 100) -> dict:
     """Preprocess every usable cutout of one survey and write the dataset .npz atomically."""
     cutout_dir = Path(cutout_dir)
-    usable = manifest[manifest["status"].isin(USABLE_STATUSES)]
-    excluded = manifest[~manifest["status"].isin(USABLE_STATUSES)]
-    for row in excluded.itertuples(index=False):
-        log.warning("%s %s excluded from the dataset: %s (%s)", survey, row.name, row.status, row.detail)
-    table = sources.merge(usable[["name", "file", "sha256"]], on="name", how="inner", validate="one_to_one")
-    if table.empty:
-        raise PreprocessError(f"no usable {survey} cutouts: the manifest lists none with status in {USABLE_STATUSES}")
+    table, excluded = _checked_inputs(sources, manifest, cutout_dir, survey)
     images, scales = [], []
     for number, row in enumerate(table.itertuples(index=False), start=1):
-        path = cutout_dir / row.file
-        if not path.is_file():
-            raise PreprocessError(f"{survey} cutout for {row.name} is missing: {path} (rerun the fetch step)")
-        if sha256_file(path) != row.sha256:
-            raise PreprocessError(f"{survey} cutout {path} for {row.name} differs from its manifest sha256 (rerun the fetch step)")
-        image, header = read_fits_image(path, with_header=True)
+        image, header = read_fits_image(cutout_dir / row.file, with_header=True)
         images.append(preprocess_image(image, sigma, crop, size))
         scales.append(pixel_scale_arcsec(header) * (crop or image.shape[0]) / images[-1].shape[0])
         if number % progress_every == 0 or number == len(table):
@@ -133,6 +122,40 @@ def build_dataset(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: str
                "shape": list(images.shape[1:]), **{f"{s}_count": int((table["split"] == s).sum()) for s in ("train", "test")}}
     log.info("%s dataset: %s", survey, summary)
     return summary
+
+
+def _checked_inputs(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: Path, survey: str):
+    """The usable (source, cutout) rows and the excluded manifest rows; PreprocessError listing every
+    problem before any image is processed."""
+    missing = [column for column in ("name", "file", "sha256", "status", "detail") if column not in manifest.columns]
+    if missing:
+        raise PreprocessError(f"{survey} manifest lacks column(s) {missing}; rerun the fetch step")
+    unlisted = sorted(set(sources["name"]) - set(manifest["name"]))
+    if unlisted:
+        raise PreprocessError(f"{survey} manifest lists no cutout for {len(unlisted)} catalogue source(s) "
+                              f"({', '.join(unlisted[:10])}); it belongs to another catalogue: rerun the fetch step")
+    usable = manifest[manifest["status"].isin(USABLE_STATUSES)]
+    excluded = manifest[~manifest["status"].isin(USABLE_STATUSES)]
+    for row in excluded.itertuples(index=False):
+        log.warning("%s %s excluded from the dataset: %s (%s)", survey, row.name, row.status, row.detail)
+    if len(excluded):
+        log.warning("%s: %d of %d sources excluded from the dataset (see the fetch report)", survey, len(excluded),
+                    len(manifest))
+    table = sources.merge(usable[["name", "file", "sha256"]], on="name", how="inner", validate="one_to_one")
+    if table.empty:
+        raise PreprocessError(f"no usable {survey} cutouts: the manifest lists none with status in {USABLE_STATUSES}")
+    problems = []
+    for row in table.itertuples(index=False):
+        path = cutout_dir / row.file
+        if not path.is_file():
+            problems.append(f"{survey} cutout for {row.name} is missing: {path}")
+        elif sha256_file(path) != row.sha256:
+            problems.append(f"{survey} cutout {path} for {row.name} differs from its manifest sha256")
+    if problems:
+        listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise PreprocessError(f"{len(problems)} {survey} cutout(s) cannot be used:\n  {listing}\n"
+                              "Rerun the fetch step: it fetches missing or changed files again.")
+    return table, excluded
 
 
 def load_dataset(path: str | Path) -> dict:

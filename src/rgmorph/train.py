@@ -35,6 +35,7 @@ class TrainSettings:
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "cosine"  # or 'constant'
     validation_fraction: float = 0.2
     validation_seed: int = 2019
     selection_metric: str = "val_loss"  # or 'val_accuracy'
@@ -119,6 +120,9 @@ def train_model(dataset_path: str | Path, model_name: str, seed: int, settings: 
     log.info("%s on %s, seed %d: %d trainable parameters; %d fit / %d validation images; device %s",
              model_name, dataset["survey"], seed, parameters, len(fit_index), len(validation_index), device)
     optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    # Cosine decay to zero: late epochs take small steps, so the kept checkpoint is not a lucky spike.
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
+                 if settings.lr_schedule == "cosine" else None)
     shuffle_generator = torch.Generator(device="cpu").manual_seed(seed)
     augment_generator = torch.Generator(device=device).manual_seed(seed + 1)
 
@@ -138,6 +142,8 @@ def train_model(dataset_path: str | Path, model_name: str, seed: int, settings: 
             optimiser.step()
             loss_sum += loss.item() * len(batch)
             correct += (logits.argmax(1) == fit_labels[batch]).sum().item()
+        if scheduler:
+            scheduler.step()
         val_loss, val_accuracy = _loss_and_accuracy(predict_logits(model, validation_images), validation_labels)
         row = {"epoch": epoch, "train_loss": loss_sum / len(order), "train_accuracy": correct / len(order),
                "val_loss": val_loss, "val_accuracy": val_accuracy, "seconds": time.monotonic() - started}

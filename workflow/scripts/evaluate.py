@@ -1,3 +1,4 @@
+from rgmorph import provenance
 from rgmorph.evaluate import evaluate_checkpoint
 from rgmorph.logs import logged
 
@@ -8,3 +9,5 @@ with logged(snakemake.log[0]):
         metrics_path=snakemake.output.metrics,
         predictions_path=snakemake.output.predictions,
     )
+    provenance.from_snakemake(snakemake, "metrics", outputs=[snakemake.output.metrics])
+    provenance.from_snakemake(snakemake, "predictions", outputs=[snakemake.output.predictions])

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rgmorph import provenance
 from rgmorph.logs import logged
 from rgmorph.preprocess import build_dataset
 
@@ -14,4 +15,10 @@ with logged(snakemake.log[0]):
         class_names=snakemake.params.class_names,
         survey=snakemake.wildcards.survey,
         **snakemake.params.preprocess,
+    )
+    # Provenance: the dataset's inputs (raw catalogue too), and every cutout and catalogue row in it.
+    provenance.from_snakemake(
+        snakemake, "dataset",
+        inputs={**dict(snakemake.input.items()), "catalogue": snakemake.config["catalogue"]["path"]},
+        details=provenance.dataset_details(snakemake.output.dataset, snakemake.input.manifest, snakemake.input.sources),
     )

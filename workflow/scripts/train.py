@@ -1,3 +1,4 @@
+from rgmorph import provenance
 from rgmorph.logs import logged
 from rgmorph.train import TrainSettings, train_model
 
@@ -12,3 +13,4 @@ with logged(snakemake.log[0]):
         checkpoint_path=snakemake.output.checkpoint,
         history_path=snakemake.output.history,
     )
+    provenance.from_snakemake(snakemake, "model")  # sidecars: the dataset's sha256, settings, code version

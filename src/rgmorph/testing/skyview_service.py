@@ -259,7 +259,7 @@ def _faulty_fits(original: bytes, kind: str) -> bytes:
 
 
 class Request(NamedTuple):
-    """One request the service answered (``status`` None: connection dropped)."""
+    """One request the service answered (``status`` None: connection dropped, by either side)."""
 
     t: float  # time.monotonic() at arrival
     stage: str  # form | results | fits | other
@@ -527,7 +527,10 @@ class StandInSkyView:
         fault = None
         if self.faults is not None and stage in STAGES and not followed:
             fault = self.faults.decide(stage, files)
-        status = self._respond(h, fault, build, parts.path, q)
+        try:
+            status = self._respond(h, fault, build, parts.path, q)
+        except OSError:  # the client hung up first (e.g. timed out on a slow answer): log it all the same
+            status = None
         if stage == "fits" and status == 200 and (fault is None or fault.kind in ("slow",)):
             with self._lock:
                 self.fits_served[files[0]] += 1

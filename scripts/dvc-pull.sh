@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Pull a versioned run with DVC, then tell Snakemake that what DVC restored is up to date.
+#
+#   scripts/dvc-pull.sh [dvc pull arguments]   # e.g. -r public; stage names pull part of a run
+#   scripts/dvc-pull.sh --checkout [args]      # after `git checkout <rev>`: dvc checkout instead
+#   scripts/dvc-pull.sh --no-pull              # only the Snakemake part (dvc.yaml's report stage)
+#
+# Why: DVC restores contents, not modification times, and a fresh clone has no .snakemake/
+# metadata. Snakemake would find inputs newer than outputs and redo fetch, preprocess, train.
+# So, after DVC:
+# 1. the figures are removed: they are not versioned (cache: false in dvc.yaml), and figures
+#    left from another revision must not pass for this one's;
+# 2. `snakemake --touch --forceall` marks every job whose outputs are on disk as done, in
+#    dependency order (modification times then increase along the DAG), and records its
+#    metadata (params, code), so a later change to config/config.yaml still reruns the jobs
+#    it affects. Jobs whose outputs are missing (the figures) are left to the next run.
+# Then `snakemake --profile workflow/profiles/default` makes the figures, and only them.
+#
+# Run it right after pulling, before changing anything: whatever is on disk at that moment is
+# declared up to date with the current config and code.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ -x .venv/bin/dvc && ":$PATH:" != *":$PWD/.venv/bin:"* ]]; then
+    PATH="$PWD/.venv/bin:$PATH"
+fi
+CONFIG=config/config.yaml   # the configuration dvc.yaml versions
+
+case "${1:-}" in
+    --no-pull) ;;
+    --checkout) shift; dvc checkout "$@" ;;
+    *) dvc pull "$@" ;;
+esac
+
+results=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("results_dir", "results"))' "$CONFIG")
+rm -rf -- "$results/figures"
+snakemake --profile workflow/profiles/default --configfile "$CONFIG" --touch --forceall --quiet rules
+echo "dvc-pull: every output on disk is up to date for Snakemake; 'snakemake --profile workflow/profiles/default' makes the rest (figures)." >&2

@@ -1,0 +1,133 @@
+"""The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from.
+
+    rgmorph trace results/figures/roc_curves.png
+    rgmorph trace --json results/tables/main_table.tex > chain.json
+    rgmorph trace --limit 5 results/evaluation/FIRST/tang2019/seed0/metrics.json
+
+The chain runs figure/table -> metrics -> model -> dataset -> raw cutouts (file and sha256)
+and catalogue rows, each with its sha256 checked against the one its consumer recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+
+from rgmorph import __version__, provenance
+
+_MARK = {"ok": "ok", "unrecorded": "", "changed": "CHANGED since recorded", "missing": "MISSING"}
+
+
+def _summary_line(info: Mapping) -> str:
+    parts = []
+    if info.get("rule"):
+        parts.append(f"rule {info['rule']}")
+    git = info.get("git") or {}
+    commit = git.get("commit") or info.get("git_commit")
+    if commit:
+        parts.append(f"git {commit[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}")
+    version = info.get("rgmorph_version") or (info.get("environment") or {}).get("rgmorph")
+    if version:
+        parts.append(f"rgmorph {version}")
+    if info.get("created_utc"):
+        parts.append(f"made {info['created_utc']}")
+    if info.get("config_sha256"):
+        parts.append(f"config sha256 {info['config_sha256'][:12]}")
+    environment = info.get("environment") or {}
+    if environment.get("device"):
+        parts.append(f"device {environment['device']}")
+    return "; ".join(parts)
+
+
+def _listed(items: list, limit: int | None) -> tuple[list, int]:
+    if limit is None or len(items) <= limit:
+        return items, 0
+    return items[:limit], len(items) - limit
+
+
+def render(node: Mapping, limit: int | None = None, depth: int = 0, out=sys.stdout) -> None:
+    pad = "  " * depth
+    role = f"[{node['role']}] " if node.get("role") else ""
+    status = _MARK.get(node.get("status"), node.get("status") or "")
+    print(f"{pad}{node.get('kind', 'file')} {role}{node['path']}", file=out)
+    if node.get("sha256"):
+        checked = f" ({status})" if status else ""
+        print(f"{pad}    sha256 {node['sha256']}{checked}", file=out)
+    elif node.get("status") == "missing":
+        print(f"{pad}    MISSING (recorded sha256 {node.get('recorded_sha256')})", file=out)
+    if node.get("repeat"):
+        print(f"{pad}    (its inputs are listed above)", file=out)
+        return
+    info = node.get("info") or {}
+    line = _summary_line(info)
+    if line:
+        print(f"{pad}    {line}  [from {node.get('source')}]", file=out)
+    if info.get("params"):
+        print(f"{pad}    params {json.dumps(info['params'], sort_keys=True, default=str)[:400]}", file=out)
+    if node.get("sidecar_warning"):
+        print(f"{pad}    WARNING: {node['sidecar_warning']}", file=out)
+    if node.get("cutouts") is not None:
+        shown, hidden = _listed(node["cutouts"], limit)
+        where = f" in {node['cutout_dir']}" if node.get("cutout_dir") else ""
+        digest = f"; digest of the sorted hashes {node['cutouts_digest']}" if node.get("cutouts_digest") else ""
+        print(f"{pad}    raw cutouts: {len(node['cutouts'])}{where}{digest}", file=out)
+        for cutout in shown:
+            state = f"  {cutout['status']}" if cutout.get("status") else ""
+            print(f"{pad}      {cutout['name']:<24} {cutout.get('file') or '-':<32} sha256 {cutout['sha256']}{state}",
+                  file=out)
+        if hidden:
+            print(f"{pad}      ... {hidden} more (--limit to show more)", file=out)
+    if node.get("catalogue_rows") is not None:
+        shown, hidden = _listed(node["catalogue_rows"], limit)
+        print(f"{pad}    catalogue rows: {len(node['catalogue_rows'])}", file=out)
+        for row in shown:
+            rest = ", ".join(f"{key} {value}" for key, value in row.items() if key != "name")
+            print(f"{pad}      {row['name']:<24} {rest}", file=out)
+        if hidden:
+            print(f"{pad}      ... {hidden} more", file=out)
+    for child in node.get("children", []):
+        render(child, limit, depth + 1, out)
+
+
+def _trace(arguments) -> int:
+    problems = 0
+    for path in arguments.files:
+        chain = provenance.trace(path, verify_cutouts=not arguments.no_verify)
+        if arguments.json:
+            print(json.dumps(chain, indent=1, default=str))
+        else:
+            render(chain, arguments.limit)
+        nodes = list(provenance.iter_nodes(chain))
+        bad = [n for n in nodes if n.get("status") in ("changed", "missing")]
+        bad_cutouts = [c for n in nodes for c in n.get("cutouts") or [] if c.get("status") in ("changed", "missing")]
+        if chain.get("status") == "missing":
+            print(f"rgmorph trace: {path}: no such file", file=sys.stderr)
+        if bad or bad_cutouts:
+            print(f"rgmorph trace: {path}: {len(bad)} file(s) and {len(bad_cutouts)} cutout(s) differ from what was "
+                  "recorded or are missing: the output is stale; rerun snakemake", file=sys.stderr)
+        problems += bool(bad or bad_cutouts)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rgmorph", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"rgmorph {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    trace = commands.add_parser("trace", help="print the provenance chain of an output file",
+                                description="Print figure/table -> metrics -> model -> dataset -> cutouts + catalogue "
+                                            "rows for an output, checking every recorded sha256.")
+    trace.add_argument("files", nargs="+", help="output file(s): figure, table, metrics, checkpoint, dataset")
+    trace.add_argument("--json", action="store_true", help="print the chain as JSON")
+    trace.add_argument("--limit", type=int, default=None, help="list at most this many cutouts and catalogue rows "
+                                                                 "per dataset (default: all)")
+    trace.add_argument("--no-verify", action="store_true", help="do not re-hash the raw cutout files")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "trace":
+        return _trace(arguments)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Checks of the workflow config that run when Snakemake reads it, before any job starts.
+
+Each problem is named by its dotted config key (``fetch.retries``) and says what to do; all
+problems of a kind are reported together, so a config can be fixed in one go.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+
+import yaml
+
+SCHEMA_HINT = "see workflow/schemas/config.schema.yaml for every key, its type and default"
+
+
+class ConfigError(ValueError):
+    """A config the workflow cannot run with; the message names each key."""
+
+
+def _key(path) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _describe(error) -> list[str]:
+    where = _key(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        if allowed and extra:
+            prefix = f"{where}." if error.absolute_path else ""
+            return [f"config key {prefix}{key} is unknown{_suggest(key, allowed)}; allowed keys here: {allowed}"
+                    for key in extra]
+    if error.validator == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        return [f"config key {where}: {error.instance!r} is not of type {wanted}"]
+    if error.validator == "enum":
+        return [f"config key {where}: {error.instance!r} is not one of {error.validator_value}"
+                f"{_suggest(error.instance, error.validator_value)}"]
+    return [f"config key {where}: {error.message}"]
+
+
+def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
+    """Every way ``config`` breaks the schema, one readable line each."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    return sorted(line for error in validator.iter_errors(config) for line in _describe(error))
+
+
+def model_problems(models: list[str], available: list[str]) -> list[str]:
+    return [f"config key train.models: unknown model '{name}'{_suggest(name, available)}; available: {available}"
+            for name in models if name not in available]
+
+
+def mirror_problems(config: dict) -> list[str]:
+    """For ``fetch.source: mirror``: the mirror has an index that holds every configured survey."""
+    fetch = config.get("fetch", {})
+    if fetch.get("source", "mirror") != "mirror":
+        return []  # SkyView's survey list is only known online: the fetch step checks it first thing
+    from rgmorph.fetch import MIRROR_ENVIRONMENT_VARIABLE, FetchError, read_mirror_index
+
+    mirror_dir = os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) or fetch.get("mirror_dir")
+    where = f"${MIRROR_ENVIRONMENT_VARIABLE}" if os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) else "config key fetch.mirror_dir"
+    if not mirror_dir:
+        return [f"config key fetch.mirror_dir: not set, but fetch.source is 'mirror'"]
+    try:
+        index = read_mirror_index(mirror_dir)
+    except FetchError as exc:
+        return [f"{where}: {exc}"]
+    held = sorted(index["survey"].unique())
+    return [f"config key surveys.{key}.skyview_name: the mirror {mirror_dir} holds no '{survey['skyview_name']}' "
+            f"cutouts{_suggest(survey['skyview_name'], held)}; it holds {held}"
+            for key, survey in config.get("surveys", {}).items() if survey.get("skyview_name") not in held]
+
+
+def raise_if_any(problems: list[str], what: str) -> None:
+    if problems:
+        listing = "\n  ".join(problems)
+        raise ConfigError(f"{what}: {len(problems)} problem(s):\n  {listing}\nFix the config ({SCHEMA_HINT}).")

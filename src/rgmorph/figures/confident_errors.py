@@ -1,0 +1,67 @@
+"""Figure: the test sources the models get most confidently wrong, averaged over seeds, with names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from rgmorph.figures.runs import variant_from_path
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image
+from rgmorph.preprocess import load_dataset
+
+
+def confident_errors(prediction_paths: list[str | Path], class_names: list[str]) -> pd.DataFrame:
+    """Per source: mean over seeds of P(true class), and in how many seeds it is misclassified; wrong ones first."""
+    frames = []
+    for path in prediction_paths:
+        frame = pd.read_csv(path)
+        probability = frame[[f"probability_{name}" for name in class_names]].to_numpy()
+        frame = frame.assign(p_true=probability[np.arange(len(frame)), frame["label"].to_numpy()],
+                             wrong=(frame["predicted"] != frame["label"]).astype(int))
+        frames.append(frame[["name", "label", "class_name", "p_true", "wrong"]])
+    joined = pd.concat(frames)
+    summary = joined.groupby(["name", "label", "class_name"], as_index=False).agg(
+        p_true=("p_true", "mean"), wrong=("wrong", "sum"), seeds=("wrong", "size"))
+    return summary[summary["p_true"] < 0.5].sort_values(["p_true", "name"]).reset_index(drop=True)
+
+
+def plot_confident_errors(prediction_paths: list[str | Path], dataset_paths: list[str | Path], stem: str | Path,
+                          per_survey: int = 6) -> None:
+    datasets = {}
+    for path in dataset_paths:
+        dataset = load_dataset(path)
+        datasets[dataset["survey"]] = dataset
+    by_survey: dict[str, list[Path]] = {}
+    model = None
+    for path in map(Path, prediction_paths):
+        variant, _ = variant_from_path(path)
+        model = variant.model
+        by_survey.setdefault(variant.survey, []).append(path)
+    surveys = [survey for survey in datasets if survey in by_survey]
+    figure, axes = plt.subplots(len(surveys), per_survey,
+                                figsize=(DOUBLE_COLUMN_IN, (DOUBLE_COLUMN_IN / per_survey + 0.55) * len(surveys) + 0.3),
+                                squeeze=False, constrained_layout=True)
+    for row, survey in enumerate(surveys):
+        dataset = datasets[survey]
+        errors = confident_errors(by_survey[survey], dataset["class_names"])
+        position = {str(name): index for index, name in enumerate(dataset["names"])}
+        for column in range(per_survey):
+            axis = axes[row, column]
+            if column >= len(errors):
+                empty_state(axis, "no further\nmisclassified\nsources" if column else "no misclassified\nsources")
+                continue
+            item = errors.iloc[column]
+            index = position[str(item["name"])]
+            other = dataset["class_names"][1 - int(item["label"])]
+            show_image(axis, dataset["images"][index], extent=field_extent_arcmin(dataset, index), ticks=False)
+            axis.set_title(f"{short_name(str(item['name']))}\ntrue {item['class_name']}, P({other}) = {1 - item['p_true']:.2f}\n"
+                           f"wrong in {int(item['wrong'])}/{int(item['seeds'])} seeds", fontsize=6)
+        extent = field_extent_arcmin(dataset, 0)
+        axes[row, 0].set_ylabel(f"{survey}\n{extent[1] * 2:.1f} arcmin field", fontsize=7)
+    seeds = max((len(paths) for paths in by_survey.values()), default=0)
+    figure.suptitle(f"Most confidently misclassified test sources, {model}, probability averaged over {seeds} seeds "
+                    "(square-root stretch)", fontsize=8)
+    save_figure(figure, stem)

@@ -1,0 +1,51 @@
+"""Figure: one raw cutout through each preprocessing step (NaN -> 0, sigma clip, normalise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, IMAGE_COLOURMAP, IMAGE_STRETCH, save_figure
+from rgmorph.preprocess import load_dataset, preprocessing_steps, read_fits_image
+
+
+def most_extended_source(dataset_path: str | Path) -> str:
+    """The training source with the most emission left after clipping: the clearest example."""
+    dataset = load_dataset(dataset_path)
+    area = (dataset["images"] > 0).reshape(len(dataset["images"]), -1).sum(1) * (dataset["split"] == "train")
+    return str(dataset["names"][int(np.argmax(area))])
+
+
+def plot_preprocessing_steps(dataset_path: str | Path, manifest_path: str | Path, cutout_dir: str | Path,
+                             stem: str | Path, sigma: float = 3.0) -> None:
+    """Raw cutout -> NaN to 0 -> sigma clipped -> normalised, for the most extended training source."""
+    source_name = most_extended_source(dataset_path)
+    manifest = pd.read_csv(manifest_path).set_index("name")
+    survey = manifest.loc[source_name, "survey"]
+    image, header = read_fits_image(Path(cutout_dir) / manifest.loc[source_name, "file"], with_header=True)
+    steps = preprocessing_steps(image, sigma)
+    unit = str(header.get("BUNIT", "Jy/beam")).replace("JY/BEAM", "Jy/beam")
+    titles = {"raw": f"raw ({unit})", "nan_to_zero": f"NaN -> 0 ({unit})",
+              "sigma_clipped": f"{sigma:g}$\\sigma$ clipped ({unit})", "normalised": "normalised [0, 1] (sqrt)"}
+    half = image.shape[0] * abs(float(header.get("CDELT2", 0.0))) * 60.0 / 2.0
+    figure, axes = plt.subplots(1, 4, figsize=(DOUBLE_COLUMN_IN, 2.3), constrained_layout=True)
+    for axis, (key, values) in zip(axes, steps.items()):
+        values = np.nan_to_num(values)
+        if key == "normalised":
+            norm = IMAGE_STRETCH
+        elif key == "sigma_clipped":
+            norm = matplotlib.colors.PowerNorm(gamma=0.5, vmin=0.0, vmax=float(values.max()) or 1.0)
+        else:  # linear between percentiles, so the noise the clipping removes is visible
+            low, high = np.percentile(values, [1, 99.5])
+            norm = matplotlib.colors.Normalize(vmin=low, vmax=high)
+        shown = axis.imshow(values, origin="lower", cmap=IMAGE_COLOURMAP, norm=norm, extent=[-half, half, -half, half])
+        axis.set_title(titles[key], fontsize=7)
+        axis.set_xlabel("RA offset (arcmin)")
+        figure.colorbar(shown, ax=axis, shrink=0.8)
+    axes[0].set_ylabel("Dec offset (arcmin)")
+    figure.suptitle(f"Preprocessing of {source_name} ({survey})")
+    save_figure(figure, stem)

@@ -1,0 +1,59 @@
+"""Figure: test-split ROC curves of every variant, FRII as the positive class; one line per seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rgmorph.figures.runs import group_reports, grid
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure
+
+
+def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], grid_points: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    """Vertical average of ROC curves on a common false-positive-rate grid (step interpolation)."""
+    fpr_grid = np.linspace(0, 1, grid_points)
+    tprs = []
+    for fpr, tpr in curves:
+        # highest TPR reached at or below each FPR (ROC curves are monotone)
+        index = np.searchsorted(fpr, fpr_grid, side="right") - 1
+        tprs.append(tpr[np.clip(index, 0, len(tpr) - 1)])
+    return fpr_grid, np.mean(tprs, axis=0)
+
+
+def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_class: str = "FRII") -> None:
+    """From each run's metrics.json (a predictions.csv path stands for the metrics.json beside it)."""
+    metrics_paths = [Path(path).with_name("metrics.json") if Path(path).name == "predictions.csv" else path
+                     for path in metrics_paths]
+    groups = group_reports(metrics_paths)
+    rows, columns = grid(groups)
+    size = min(2.8, DOUBLE_COLUMN_IN / max(len(columns), 1))
+    figure, axes = plt.subplots(len(rows), len(columns), figsize=(size * len(columns), size * len(rows) + 0.2),
+                                squeeze=False, constrained_layout=True)
+    for axis in axes.flat:
+        axis.set_visible(False)
+    for variant, runs in groups.items():
+        axis = axes[rows.index((variant.model, variant.mode, variant.source)), columns.index(variant.survey)]
+        axis.set_visible(True)
+        curves, areas = [], []
+        for k, (seed, report, _) in enumerate(runs):
+            fpr, tpr = np.asarray(report["roc_curve"]["fpr"]), np.asarray(report["roc_curve"]["tpr"])
+            curves.append((fpr, tpr))
+            areas.append(report["auroc"])
+            axis.plot(fpr, tpr, color=OKABE_ITO[k % 7], alpha=0.55, linewidth=0.9, label=f"seed {seed}")
+        if len(curves) > 1:
+            fpr_grid, tpr_mean = mean_roc(curves)
+            axis.plot(fpr_grid, tpr_mean, color="black", linewidth=1.6, label="mean")
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+        std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
+        axis.set_xlabel("false-positive rate (FRI called FRII)")
+        axis.set_ylabel(f"true-positive rate ({positive_class})")
+        axis.set_title(f"{variant.label}\nAUROC {np.mean(areas):.3f} $\\pm$ {std:.3f} ({len(runs)} seeds, "
+                       f"{runs[0][1]['n_samples']} test)", fontsize=8)
+        axis.set_xlim(-0.02, 1.02)
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_aspect("equal")
+        axis.legend(frameon=False, loc="lower right", fontsize=6)
+        axis.grid(alpha=0.3)
+    save_figure(figure, stem, title="ROC curves on the test split, FRII positive")

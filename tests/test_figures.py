@@ -1,0 +1,148 @@
+"""Every figure is written as a non-trivial PNG and PDF, and carries its provenance inside."""
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+import tiny_results
+from conftest import QUICKSTART_MIRROR
+from rgmorph import figures, provenance
+from rgmorph.figures.confident_errors import confident_errors
+from rgmorph.figures.runs import Variant, variant_from_path
+from rgmorph.figures.saliency import choose_examples, occlusion_map
+from rgmorph.figures.style import embedding
+
+# 100 dpi keeps these tests fast; the workflow writes 300 dpi
+matplotlib.rcParams["savefig.dpi"] = 100
+
+
+def assert_nontrivial(stem, min_png_bytes=5_000):
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > min_png_bytes, png
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000, pdf
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 300  # a journal column or wider at 100 dpi
+    assert pixels.std() > 10, f"{png} is (nearly) blank"
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return tiny_results.shared()
+
+
+def test_gallery(tree, tmp_path):
+    figures.plot_gallery(tree["datasets"], tmp_path / "gallery", per_class=2)
+    assert_nontrivial(tmp_path / "gallery")
+
+
+def test_augmentation(tree, tmp_path):
+    figures.plot_augmentation_examples(tree["datasets"][0], tmp_path / "augmentation",
+                                       {"rotate": True, "hflip": True, "vflip": True})
+    assert_nontrivial(tmp_path / "augmentation", min_png_bytes=3_000)
+
+
+def test_preprocessing_on_a_real_first_cutout(tmp_path):
+    index = pd.read_csv(QUICKSTART_MIRROR / "index.csv")
+    file = index.loc[index["file"].str.startswith("FIRST/"), "file"].iloc[0]
+    dataset = tmp_path / "FIRST.npz"
+    np.savez_compressed(dataset, images=np.random.default_rng(0).random((1, 150, 150), dtype=np.float32),
+                        labels=np.array([1]), names=np.array(["REAL 1"]), split=np.array(["train"]),
+                        sha256=np.array(["0" * 64]), class_names=np.array(["FRI", "FRII"]),
+                        pixel_scale_arcsec=np.array([1.8]), survey=np.array("FIRST"))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"name": ["REAL 1"], "survey": ["FIRST"], "file": [file.removeprefix("FIRST/")]}).to_csv(manifest)
+    figures.plot_preprocessing_steps(dataset, manifest, QUICKSTART_MIRROR / "FIRST", tmp_path / "preprocessing")
+    assert_nontrivial(tmp_path / "preprocessing")
+
+
+def test_learning_curves(tree, tmp_path):
+    figures.plot_learning_curves(tree["histories"], tmp_path / "learning_curves")
+    assert_nontrivial(tmp_path / "learning_curves")
+
+
+def test_confusion_matrices(tree, tmp_path):
+    figures.plot_confusion_matrices(tree["metrics"], tmp_path / "confusion_matrices")
+    assert_nontrivial(tmp_path / "confusion_matrices")
+
+
+def test_roc_curves(tree, tmp_path):
+    figures.plot_roc_curves(tree["metrics"], tmp_path / "roc_curves")
+    assert_nontrivial(tmp_path / "roc_curves")
+
+
+def test_variant_comparison(tree, tmp_path):
+    figures.plot_variant_comparison(tree["runs"], tmp_path / "variant_comparison")
+    assert_nontrivial(tmp_path / "variant_comparison")
+
+
+def test_transfer_comparison_empty_state_and_with_transfer_runs(tree, tmp_path):
+    figures.plot_transfer_comparison(tree["runs"], tmp_path / "transfer_empty")
+    assert_nontrivial(tmp_path / "transfer_empty")
+    runs = pd.read_csv(tree["runs"], keep_default_na=False)
+    transfer = runs[runs["survey"] == "FIRST"].assign(mode="transfer", pretrained_on="NVSS")
+    pd.concat([runs, transfer]).to_csv(tmp_path / "runs.csv", index=False)
+    figures.plot_transfer_comparison(tmp_path / "runs.csv", tmp_path / "transfer")
+    assert_nontrivial(tmp_path / "transfer")
+
+
+def test_saliency(tree, tmp_path):
+    checkpoints = [tree["checkpoints"][0], tree["checkpoints"][2]]  # seed 0 of each survey
+    predictions = [tree["predictions"][0], tree["predictions"][2]]
+    figures.plot_saliency(checkpoints, tree["datasets"], predictions, tmp_path / "saliency")
+    assert_nontrivial(tmp_path / "saliency")
+
+
+def test_confident_errors(tree, tmp_path):
+    figures.plot_confident_errors(tree["predictions"], tree["datasets"], tmp_path / "confident_errors", per_survey=3)
+    assert_nontrivial(tmp_path / "confident_errors")
+
+
+def test_confident_errors_ranks_by_mean_probability_of_the_true_class(tmp_path):
+    for seed, p_frii in enumerate(([0.9, 0.2, 0.6], [0.7, 0.4, 0.9])):
+        pd.DataFrame({"name": ["A", "B", "C"], "label": [0, 1, 0], "class_name": ["FRI", "FRII", "FRI"],
+                      "probability_FRI": 1 - np.array(p_frii), "probability_FRII": p_frii,
+                      "predicted": (np.array(p_frii) >= 0.5).astype(int)}).to_csv(tmp_path / f"{seed}.csv")
+    errors = confident_errors([tmp_path / "0.csv", tmp_path / "1.csv"], ["FRI", "FRII"])
+    # mean P(true class): A (FRI, P(FRII) 0.9/0.7) 0.2; C (FRI, 0.6/0.9) 0.25; B (FRII, 0.2/0.4) 0.3
+    assert list(errors["name"]) == ["A", "C", "B"]
+    assert list(errors["wrong"]) == [2, 2, 2] and errors["p_true"].iloc[0] == pytest.approx(0.2)
+
+
+def test_occlusion_map_finds_the_pixels_a_model_uses():
+    class CentreDetector(torch.nn.Module):  # P(class 1) rises with the brightness of the central 8x8 pixels
+        def forward(self, images):
+            signal = images[:, 0, 28:36, 28:36].mean(dim=(1, 2)) * 10
+            return torch.stack([torch.zeros_like(signal), signal], dim=1)
+
+    image = np.ones((64, 64), dtype=np.float32)
+    heat = occlusion_map(CentreDetector(), image, target=1, patch=8, stride=4)
+    assert heat.shape == (64, 64)
+    assert heat[32, 32] > 0.1 and abs(heat[2, 2]) < 1e-6 and abs(heat[60, 5]) < 1e-6
+
+
+def test_saliency_examples_cover_correct_and_wrong_per_class():
+    predictions = pd.DataFrame({"name": list("abcd"), "label": [0, 0, 1, 1], "predicted": [0, 1, 1, 1],
+                                "probability_FRI": [0.9, 0.3, 0.2, 0.4], "probability_FRII": [0.1, 0.7, 0.8, 0.6]})
+    chosen = dict(choose_examples(predictions, ["FRI", "FRII"]))
+    assert chosen["correct: true FRI"]["name"] == "a" and chosen["correct: true FRII"]["name"] == "c"
+    assert chosen["wrong: true FRI"]["name"] == "b" and chosen["wrong: true FRII"] is None
+
+
+def test_variant_from_path_reads_both_layouts():
+    assert variant_from_path("r/models/FIRST/tang2019/seed2/history.csv") == (Variant("tang2019", "FIRST"), 2)
+    assert variant_from_path("r/evaluation/FIRST/tang2019/transfer-from-NVSS/seed0/metrics.json") == (
+        Variant("tang2019", "FIRST", "transfer", "NVSS"), 0)
+
+
+def test_saved_figures_embed_their_provenance(tree, tmp_path):
+    record = provenance.pre_output_record("figure", {"metrics": tree["metrics"]}, {"x": 1}, {"a": 1}, "figure_roc")
+    with embedding(provenance.embedded_metadata(record)):
+        figures.plot_roc_curves(tree["metrics"], tmp_path / "roc")
+    for suffix in (".png", ".pdf"):
+        embedded = provenance.read_embedded(tmp_path / f"roc{suffix}")
+        assert embedded["rule"] == "figure_roc" and embedded["git_commit"]
+        assert [entry["sha256"] for entry in embedded["inputs"]] == [entry["sha256"] for entry in record["inputs"]]

@@ -1,0 +1,180 @@
+"""``kill -9`` in the middle of fetch, preprocess and a Snakemake run: the rerun resumes, reuses every
+valid finished file and ends with the same results as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rgmorph.catalogue import CatalogueSpec, read_catalogue
+from rgmorph.fetch import FetchSettings, MirrorSource, Survey, check_cutout, cutout_filename, fetch_survey
+from rgmorph.preprocess import build_dataset, load_dataset
+from rgmorph.testing.skyview_service import FaultPlan, FaultRule, StandInSkyView
+from conftest import CLASS_NAMES, QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, REPO, balanced_subset
+
+FIRST = Survey("FIRST", "VLA FIRST (1.4 GHz)", 150)
+PYTHON = sys.executable
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+
+def _wait_for(condition, process: subprocess.Popen, timeout_s: float = 120.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the process ended (rc {process.returncode}) before {what}: "
+                                 f"{process.stdout.read() if process.stdout else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _kill9(process: subprocess.Popen, group: bool = False) -> None:
+    if group:
+        os.killpg(process.pid, signal.SIGKILL)  # the workflow manager and every job it started
+    else:
+        process.kill()
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+def _same_dataset(path_a: Path, path_b: Path) -> None:
+    a, b = load_dataset(path_a), load_dataset(path_b)
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert np.array_equal(np.asarray(a[key]), np.asarray(b[key])), key
+
+
+@pytest.fixture(scope="module")
+def twelve(quickstart_sources) -> pd.DataFrame:
+    return balanced_subset(quickstart_sources, 3)
+
+
+FETCH_DRIVER = """
+import sys
+import pandas as pd
+from rgmorph.fetch import FetchSettings, Survey, fetch_survey
+sources, out_dir, manifest, url = sys.argv[1:]
+fetch_survey(pd.read_csv(sources), Survey("FIRST", "VLA FIRST (1.4 GHz)", 150), out_dir, manifest,
+             FetchSettings(source="skyview", skyview_url=url, timeout_s=10, retries=0, max_concurrent=2))
+"""
+
+
+def test_kill9_during_fetch_then_the_rerun_fetches_only_what_is_missing(tmp_path, twelve):
+    twelve.to_csv(tmp_path / "sources.csv", index=False)
+    out, manifest_path = tmp_path / "cutouts", tmp_path / "cutouts" / "manifest.csv"
+    slow = FaultPlan([FaultRule("slow", stage="fits", count=None, delay_s=0.25)])  # time to kill it mid-run
+    with StandInSkyView(QUICKSTART_MIRROR, slow, match_radius_arcsec=3.0) as service:
+        process = subprocess.Popen([PYTHON, "-c", FETCH_DRIVER, str(tmp_path / "sources.csv"), str(out),
+                                    str(manifest_path), service.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
+        _wait_for(lambda: len(list(out.glob("*.fits"))) >= 4, process, what="4 cutouts were written")
+        _kill9(process)
+    kept = sorted(p.name for p in out.glob("*.fits"))
+    assert 4 <= len(kept) < 12 and not manifest_path.exists()
+    mirror = MirrorSource(QUICKSTART_MIRROR)
+    expected = {cutout_filename(r.ra_deg, r.dec_deg): mirror.get(FIRST, r.ra_deg, r.dec_deg)
+                for r in twelve.itertuples(index=False)}
+    for name in kept:  # whatever was on disk at the kill is complete and valid
+        assert (out / name).read_bytes() == expected[name]
+    (out / f".{sorted(set(expected) - set(kept))[0]}.k1ll3d9x.part").write_bytes(b"SIMPLE  =  half a file")
+
+    with StandInSkyView(QUICKSTART_MIRROR, match_radius_arcsec=3.0) as service:
+        settings = FetchSettings(source="skyview", skyview_url=service.url, timeout_s=10, retries=0, max_concurrent=2)
+        manifest = fetch_survey(twelve, FIRST, out, manifest_path, settings)
+        fits_requests = service.count("fits")
+        reference = fetch_survey(twelve, FIRST, tmp_path / "reference", tmp_path / "reference" / "manifest.csv", settings)
+    assert fits_requests == 12 - len(kept)  # every finished file was reused
+    assert sorted(manifest.loc[manifest["status"] == "present", "file"]) == kept
+    assert set(manifest["status"]) == {"present", "ok"}
+    columns = ["name", "survey", "ra_deg", "dec_deg", "file", "sha256"]
+    pd.testing.assert_frame_equal(manifest[columns], reference[columns])  # as if never interrupted
+    assert sorted(p.name for p in out.iterdir()) == sorted([*expected, "manifest.csv", "manifest.report.json"])
+    for name, data in expected.items():
+        assert (out / name).read_bytes() == data
+
+
+PREPROCESS_DRIVER = """
+import sys, time
+import numpy as np
+import pandas as pd
+from rgmorph.preprocess import build_dataset
+save = np.savez_compressed
+def save_then_hang(handle, **arrays):  # a slow disk: the output is half way to its place
+    save(handle, **arrays)
+    handle.flush()
+    print("WRITTEN", flush=True)
+    time.sleep(120)
+np.savez_compressed = save_then_hang
+sources, manifest, cutouts, output = sys.argv[1:]
+build_dataset(pd.read_csv(sources), pd.read_csv(manifest), cutouts, output, ["FRI", "FRII"], "FIRST")
+"""
+
+
+def test_kill9_while_preprocess_writes_leaves_no_dataset_and_the_rerun_matches(tmp_path, twelve):
+    manifest = fetch_survey(twelve, FIRST, tmp_path / "cutouts", tmp_path / "manifest.csv",
+                            FetchSettings(mirror_dir=str(QUICKSTART_MIRROR)))
+    twelve.to_csv(tmp_path / "sources.csv", index=False)
+    output = tmp_path / "datasets" / "FIRST.npz"
+    process = subprocess.Popen([PYTHON, "-c", PREPROCESS_DRIVER, str(tmp_path / "sources.csv"),
+                                str(tmp_path / "manifest.csv"), str(tmp_path / "cutouts"), str(output)],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout.readline() == "WRITTEN\n"
+    _kill9(process)
+    assert not output.exists()  # the partial file never took the dataset's name
+    assert len(list(output.parent.glob(".FIRST.npz.*.part"))) == 1
+
+    sources = pd.read_csv(tmp_path / "sources.csv")
+    build_dataset(sources, manifest, tmp_path / "cutouts", output, CLASS_NAMES, "FIRST")
+    build_dataset(sources, manifest, tmp_path / "cutouts", tmp_path / "reference.npz", CLASS_NAMES, "FIRST")
+    assert sorted(p.name for p in output.parent.iterdir()) == ["FIRST.npz"]  # the leftover is gone
+    _same_dataset(output, tmp_path / "reference.npz")
+
+
+def test_kill9_of_a_snakemake_run_then_unlock_and_rerun_gives_the_uninterrupted_result(tmp_path):
+    raw = pd.read_csv(QUICKSTART_CATALOGUE)
+    raw.groupby(["fr_class", "split"]).head(3).to_csv(tmp_path / "catalogue.csv", index=False)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "results_dir": "results",
+        "catalogue": {"path": str(tmp_path / "catalogue.csv")},
+        "surveys": {"FIRST": {"skyview_name": FIRST.skyview_name, "pixels": 150}},
+        "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR)},
+        "train": {"models": ["tang2019"], "seeds": [0]},
+    }))
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+               str(tmp_path / "config.yaml"), "--cores", "1"]
+    target = "results/datasets/FIRST.npz"
+    manifest = tmp_path / "results" / "cutouts" / "FIRST" / "manifest.csv"
+    process = subprocess.Popen([*command, target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    _wait_for(manifest.exists, process, what="the fetch step wrote its manifest")
+    _kill9(process, group=True)
+    assert not (tmp_path / target).exists()
+
+    # Snakemake's own recovery after a kill: drop the stale lock, then rerun what is incomplete.
+    unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr
+    rerun = subprocess.run([*command, "--rerun-incomplete", target], capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    fetched = pd.read_csv(manifest)
+    assert set(fetched["status"]) <= {"present", "ok"} and len(fetched) == 12
+    if "Rule: fetch" in rerun.stderr:  # killed before Snakemake recorded the fetch as done: it ran again
+        assert set(fetched["status"]) == {"present"}  # and reused every cutout
+
+    # The uninterrupted result, made directly with the same functions and inputs.
+    sources = read_catalogue(tmp_path / "catalogue.csv", CatalogueSpec(class_names=CLASS_NAMES))
+    reference_manifest = fetch_survey(sources, FIRST, tmp_path / "ref", tmp_path / "ref" / "manifest.csv",
+                                      FetchSettings(mirror_dir=str(QUICKSTART_MIRROR)))
+    build_dataset(sources, reference_manifest, tmp_path / "ref", tmp_path / "ref.npz", CLASS_NAMES, "FIRST")
+    _same_dataset(tmp_path / target, tmp_path / "ref.npz")
+    assert fetched["sha256"].tolist() == reference_manifest["sha256"].tolist()
+    for row in fetched.itertuples(index=False):
+        check_cutout((manifest.parent / row.file).read_bytes(), 150)
