@@ -65,11 +65,7 @@ def test_seeded_build_is_deterministic(name):
     assert torch.equal(logits[0], logits[1])
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("tang2019", marks=pytest.mark.xfail(
-        strict=True, reason="its flatten-size dummy pass runs in training mode and updates batch-norm statistics")),
-    *(name for name in available() if name != "tang2019"),
-])
+@pytest.mark.parametrize("name", available())
 def test_building_leaves_batch_norm_statistics_untouched(name):
     for module in build(name).modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
@@ -95,6 +91,9 @@ D4 = {
 }
 
 
+INVARIANCE_ATOL = 1e-5
+
+
 def _logits(model, images):
     with torch.no_grad():
         return model.eval()(images)
@@ -108,16 +107,16 @@ def test_dn_equivariant_is_exactly_d4_invariant(order, image_size):
     images = IMAGES[:2, :, :image_size, :image_size]
     reference = _logits(model, images)
     for name, transform in D4.items():
-        torch.testing.assert_close(_logits(model, transform(images)), reference, rtol=0, atol=1e-5, msg=name)
+        torch.testing.assert_close(_logits(model, transform(images)), reference, rtol=0, atol=INVARIANCE_ATOL,
+                                   msg=name)
 
 
 def test_lenet_is_not_rot90_invariant():
-    # the check above would catch a model that is not invariant
+    # so the check above can fail: a plain CNN's logits move (by about 0.03 here) when the input turns
     torch.manual_seed(0)
     model = build("lenet")
     reference = _logits(model, IMAGES)
-    change = (_logits(model, D4["rot90"](IMAGES)) - reference).abs().max()
-    assert change > 100 * 1e-5
+    assert (_logits(model, D4["rot90"](IMAGES)) - reference).abs().max() > 100 * INVARIANCE_ATOL
 
 
 def _blob_images(angle: float, count: int = 8, size: int = 150) -> torch.Tensor:
@@ -146,8 +145,8 @@ def _relative_change(model, angle: float) -> float:
 
 
 def test_dn8_is_nearly_invariant_at_45_degrees_where_lenet_is_not():
-    # Measured with these inputs: order 8 0.06 (0.03-0.09 over 8 initialisation seeds), lenet 1.2 (0.9-1.6);
-    # the residue comes from interpolated filters and stride-2 max pooling on the pixel grid.
+    # Measured with these inputs: order 8 0.04 (0.04-0.13 over 4 initialisation seeds), lenet 1.07 (1.07-1.25);
+    # the residue comes from the interpolated filters and from stride-2 max pooling on the pixel grid.
     torch.manual_seed(0)
     assert _relative_change(build("dn_equivariant", order=8), math.pi / 4) < 0.15
     torch.manual_seed(0)

@@ -174,9 +174,11 @@ def _halve(features: torch.Tensor) -> torch.Tensor:
     """2x max pooling of (B, fields, 2N, S, S) maps that commutes with the D4 symmetries of the map:
     2x2 windows tile an even map; on an odd map, 3x3 windows centred on the even pixels reach both
     borders alike. Either way the output size is ceil(S / 2)."""
-    size = features.shape[-1]
-    pooled = F.max_pool2d(features.flatten(1, 2), 2) if size % 2 == 0 else F.max_pool2d(
-        features.flatten(1, 2), 3, stride=2, padding=1)
+    maps = features.flatten(1, 2)
+    if maps.shape[-1] % 2 == 0:
+        pooled = F.max_pool2d(maps, 2)
+    else:
+        pooled = F.max_pool2d(maps, 3, stride=2, padding=1)
     return pooled.unflatten(1, features.shape[1:3])
 
 
