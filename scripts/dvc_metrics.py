@@ -9,8 +9,8 @@ RESULTS_DIR/models/**/history.csv (the `train` rule); writes, under OUT_DIR:
   keyed by survey, then model;
 - training.json: per run, the epochs run and the kept epoch (best on validation) with its
   training and validation numbers;
-- history/<survey>-<model>-seed<seed>.csv: each run's history, one file per run, so that
-  `dvc plots` draws one line per run.
+- loss/<survey>-<model>-seed<seed>.csv and accuracy/...: each run's training and validation
+  loss (accuracy) per epoch, one file per run, so that `dvc plots` draws one line per run.
 
 Why a separate view: DVC reads metrics from JSON/YAML/TOML only (the tables are CSV), and
 plots one line per file (the histories sit next to the checkpoints). Nothing is recomputed.
@@ -56,7 +56,10 @@ def summary_metrics(summary: pd.DataFrame) -> dict:
     return metrics
 
 
-def training_metrics(models_dir: Path, history_dir: Path) -> dict:
+CURVES = {"loss": ["train_loss", "val_loss"], "accuracy": ["train_accuracy", "val_accuracy"]}
+
+
+def training_metrics(models_dir: Path, out: Path) -> dict:
     metrics: dict = {}
     for source in sorted(models_dir.glob("**/history.csv")):
         parts = source.parent.relative_to(models_dir).parts  # (survey, model, 'seed0')
@@ -73,7 +76,8 @@ def training_metrics(models_dir: Path, history_dir: Path) -> dict:
             "train_loss": float(kept["train_loss"]),
             "train_accuracy": float(kept["train_accuracy"]),
         }
-        shutil.copyfile(source, history_dir / f"{'-'.join(parts)}.csv")
+        for curve, columns in CURVES.items():
+            history[["epoch", *columns]].to_csv(out / curve / f"{'-'.join(parts)}.csv", index=False)
     return metrics
 
 
@@ -83,12 +87,11 @@ def write_json(path: Path, payload: dict) -> None:
 
 def main(results_dir: str, out_dir: str) -> None:
     results, out = Path(results_dir), Path(out_dir)
-    history_dir = out / "history"
-    if history_dir.exists():
-        shutil.rmtree(history_dir)  # a run that is gone must not linger as a plot line
-    history_dir.mkdir(parents=True)
+    for curve in CURVES:
+        shutil.rmtree(out / curve, ignore_errors=True)  # a run that is gone must not linger as a line
+        (out / curve).mkdir(parents=True)
     write_json(out / "summary.json", summary_metrics(pd.read_csv(results / "tables" / "summary.csv")))
-    write_json(out / "training.json", training_metrics(results / "models", history_dir))
+    write_json(out / "training.json", training_metrics(results / "models", out))
 
 
 if __name__ == "__main__":

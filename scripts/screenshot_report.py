@@ -114,11 +114,10 @@ async def _capture(report: Path, out: Path, port: int) -> list[dict]:
                 elif entry["mime"] == "text/html":
                     await tools.evaluate(f"app.setView({{navbarMode: 'resultinfo', resultPath: {path}, content: 'html',"
                                          f" contentPath: results[{path}].data_uri}})")
-                    rows = await tools.wait_for(
-                        "(() => { const f = document.querySelector('iframe');"
-                        " try { return f && f.contentDocument && f.contentDocument.querySelectorAll('tr').length; }"
-                        " catch (e) { return f ? -1 : 0; } })()", timeout_s=20)
-                    record.update(shown=True, table_rows=rows)
+                    # a data: URI page is cross-origin to the report: its DOM is not readable, the iframe is
+                    await tools.wait_for(f"[...document.querySelectorAll('iframe')].some(f => f.src === results[{path}].data_uri)",
+                                         timeout_s=20)
+                    record.update(shown=True)
                 else:
                     await tools.evaluate(f"app.showResultInfo({path})")
                     record["shown"] = None  # a download (CSV, LaTeX): listed with its caption, not displayed

@@ -157,16 +157,16 @@ def test_unknown_keys_and_wrong_types_are_named_with_their_dotted_key():
     config["train"]["epochs"] = "ten"
     config["fetch"]["on_failure"] = "exlude"
     config["result_dir"] = "x"
-    assert config_check.schema_problems(config, SCHEMA) == [
+    # Each line up to '; allowed keys here' (the lists grow with the schema).
+    problems = [line.split("; allowed keys here: ")[0] for line in config_check.schema_problems(config, SCHEMA)]
+    assert problems == [
         "config key fetch.on_failure: 'exlude' is not one of ['stop', 'exclude'] (did you mean 'exclude'?)",
-        "config key fetch.retires is unknown (did you mean 'retries'?); allowed keys here: ['backoff_s', "
-        "'max_backoff_s', 'max_concurrent', 'max_consecutive_failures', 'max_requests_per_s', 'mirror_dir', "
-        "'on_failure', 'retries', 'skyview_url', 'source', 'timeout_s']",
-        "config key result_dir is unknown (did you mean 'results_dir'?); allowed keys here: ['augment', "
-        "'catalogue', 'class_names', 'fetch', 'figures', 'preprocess', 'results_dir', 'surveys', 'train']",
-        "config key surveys.FIRST.pixel is unknown (did you mean 'pixels'?); allowed keys here: ['pixels', 'skyview_name']",
+        "config key fetch.retires is unknown (did you mean 'retries'?)",
+        "config key result_dir is unknown (did you mean 'results_dir'?)",
+        "config key surveys.FIRST.pixel is unknown (did you mean 'pixels'?)",
         "config key train.epochs: 'ten' is not of type integer",
     ]
+    assert "; allowed keys here: ['pixels', 'skyview_name']" in config_check.schema_problems(config, SCHEMA)[3]
 
 
 def test_unknown_model_and_survey_names_are_named(tmp_path):
@@ -185,6 +185,7 @@ def test_unknown_model_and_survey_names_are_named(tmp_path):
     assert config_check.mirror_problems(config) == []
 
 
+@pytest.mark.slow  # one Snakemake start: 5-15 s on a busy 2-core machine
 def test_snakemake_refuses_a_bad_config_before_any_job(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({
         "results_dir": "results",

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from matplotlib.image import imread
 
 from conftest import QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, REPO
 
@@ -160,12 +161,19 @@ def test_after_pull_snakemake_regenerates_the_figures_only(round_trip):
     ran = rules_in(round_trip["regenerate"].stdout + round_trip["regenerate"].stderr)
     assert ran == planned
     clone, origin = round_trip["clone"], round_trip["origin"]
-    # nothing upstream was rewritten, and the figures are the published ones, byte for byte
+    # nothing upstream was rewritten
     assert {path: path.stat().st_mtime_ns for path in (clone / "results" / "models").rglob("*")} == \
         round_trip["models_before"]
-    assert digests(clone / "results" / "figures") == digests(origin / "results" / "figures")
-    status = run(["dvc", "status"], clone).stdout
-    assert "Data and pipelines are up to date" in status, status
+    # the same figures as the published run's, pixel for pixel (the files themselves differ:
+    # each records the commit and time that made it)
+    published, remade = origin / "results" / "figures", clone / "results" / "figures"
+    assert sorted(path.name for path in remade.iterdir()) == sorted(path.name for path in published.iterdir())
+    for png in sorted(published.glob("*.png")):
+        assert (imread(png) == imread(remade / png.name)).all(), png.name
+    # DVC sees the pulled data unchanged; only the regenerated (uncached) figures differ in bytes
+    status = json.loads(run(["dvc", "status", "--json"], clone).stdout)
+    assert set(status) <= {"report"}, status
+    assert all("results/figures" in json.dumps(change) for change in status.get("report", [])), status
 
 
 def test_config_changes_after_pull_still_trigger_reruns(round_trip):
@@ -198,7 +206,10 @@ def test_dvc_metrics_and_plots_read_the_run(round_trip):
     diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "--json"], clone).stdout)
     assert not diff or all(not changes for changes in diff.values())
     plots = round_trip["root"] / "plots"
-    run(["dvc", "plots", "show", "--json", "-o", str(plots)], clone)
-    history = clone / "metrics" / "history" / "FIRST-tang2019-seed0.csv"
-    assert len(pd.read_csv(history)) == 2
-    assert (plots / "index.html").exists() or any(plots.iterdir())
+    shown = run(["dvc", "plots", "show", "-o", str(plots)], clone)
+    assert "failed" not in (shown.stdout + shown.stderr).lower(), shown.stdout + shown.stderr
+    page = (plots / "index.html").read_text()
+    assert "metrics/loss" in page and "metrics/accuracy" in page
+    for curve, columns in (("loss", ["train_loss", "val_loss"]), ("accuracy", ["train_accuracy", "val_accuracy"])):
+        history = pd.read_csv(clone / "metrics" / curve / "FIRST-tang2019-seed0.csv")
+        assert list(history.columns) == ["epoch", *columns] and len(history) == 2

@@ -139,13 +139,16 @@ def test_kill9_while_preprocess_writes_leaves_no_dataset_and_the_rerun_matches(t
     _same_dataset(output, tmp_path / "reference.npz")
 
 
+@pytest.mark.slow  # three Snakemake invocations: 20-50 s on a busy 2-core machine
 def test_kill9_of_a_snakemake_run_then_unlock_and_rerun_gives_the_uninterrupted_result(tmp_path):
     raw = pd.read_csv(QUICKSTART_CATALOGUE)
     raw.groupby(["fr_class", "split"]).head(3).to_csv(tmp_path / "catalogue.csv", index=False)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({
         "results_dir": "results",
         "catalogue": {"path": str(tmp_path / "catalogue.csv")},
-        "surveys": {"FIRST": {"skyview_name": FIRST.skyview_name, "pixels": 150}},
+        # both surveys, as other settings (e.g. transfer directions) may name them; only FIRST is run
+        "surveys": {"FIRST": {"skyview_name": FIRST.skyview_name, "pixels": 150},
+                    "NVSS": {"skyview_name": "NVSS", "pixels": 150}},
         "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR)},
         "train": {"models": ["tang2019"], "seeds": [0]},
     }))

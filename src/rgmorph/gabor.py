@@ -11,23 +11,31 @@ Platt scaling is done by CalibratedClassifierCV (sigmoid fitted to 5-fold cross-
 values, one SVC refitted on all the data): that is what SVC(probability=True) did internally, and
 scikit-learn 1.9 deprecates that option in favour of this form.
 
-Not a torch model, so it is not in the model registry; pipelines refer to it as GABOR_SVM_NAME.
+Not a torch model: it is registered as an estimator (``rgmorph.models.variants()``, name GABOR_SVM_NAME).
+The training stage chooses C and gamma on the validation hold-out (``select_svm``) and stores the
+fitted pipeline in the checkpoint; ``GaborSVMModule`` wraps it as a torch module returning
+log-probabilities, so evaluation treats it like the networks.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
 import numpy as np
 import scipy.fft
+import torch
 from scipy.ndimage import map_coordinates
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from rgmorph.models import register_estimator
 
 GABOR_SVM_NAME = "gabor_svm"
 MOMENTS = ("mean", "variance", "skewness", "kurtosis", "energy")
@@ -116,25 +124,54 @@ class GaborSVM:
     """Gabor features -> StandardScaler -> Platt-calibrated RBF SVC."""
 
     def __init__(self, orientations: int = 4, wavelengths: Sequence[float] = (4.0, 8.0, 16.0),
-                 polar_shape: tuple[int, int] = (64, 64), C: float = 1.0, seed: int = 0):
+                 polar_shape: tuple[int, int] = (64, 64), C: float = 1.0, seed: int = 0,
+                 gamma: float | str = "scale"):
         self.orientations = orientations
         self.wavelengths = tuple(wavelengths)
         self.polar_shape = tuple(polar_shape)
+        self.C, self.gamma = C, gamma
         # the seed picks the cross-validation folds of the Platt scaling, hence the probabilities
         folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-        calibrated_svm = CalibratedClassifierCV(SVC(C=C), method="sigmoid", cv=folds, ensemble=False)
+        calibrated_svm = CalibratedClassifierCV(SVC(C=C, gamma=gamma), method="sigmoid", cv=folds, ensemble=False)
         self.pipeline = make_pipeline(StandardScaler(), calibrated_svm)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return gabor_features(images, self.orientations, self.wavelengths, self.polar_shape)
 
     def fit(self, images: np.ndarray, labels: np.ndarray) -> GaborSVM:
-        self.pipeline.fit(self.features(images), np.asarray(labels))
+        return self.fit_features(self.features(images), labels)
+
+    def fit_features(self, features: np.ndarray, labels: np.ndarray) -> GaborSVM:
+        """Fit on precomputed ``features(images)``."""
+        self.pipeline.fit(features, np.asarray(labels))
         return self
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, n_classes) probabilities, columns in the order of the sorted class labels."""
-        return self.pipeline.predict_proba(self.features(images))
+        return self.predict_proba_features(self.features(images))
+
+    def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
+        return self.pipeline.predict_proba(features)
+
+    def parameter_count(self) -> int:
+        """Numbers fitted: support vectors and their coefficients, intercept, scaler, Platt sigmoid."""
+        calibrated = self.pipeline[-1].calibrated_classifiers_[0]
+        svm = calibrated.estimator
+        scaler = self.pipeline[0]
+        return int(svm.support_vectors_.size + svm.dual_coef_.size + svm.intercept_.size + scaler.mean_.size
+                   + scaler.scale_.size + 2 * len(calibrated.calibrators))
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        joblib.dump(self, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GaborSVM:
+        model = joblib.load(io.BytesIO(data))
+        if not isinstance(model, cls):
+            raise TypeError(f"the bytes hold a {type(model).__name__}, not a {cls.__name__}")
+        return model
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         # the argmax of the probabilities, not the SVC's own decision (which can disagree with Platt
@@ -150,3 +187,68 @@ class GaborSVM:
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
+
+
+@register_estimator(GABOR_SVM_NAME)
+def gabor_svm(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> GaborSVM:
+    if in_channels != 1 or num_classes != 2:
+        raise ValueError("the Gabor SVM takes one-channel images and two classes")
+    return GaborSVM(**options)
+
+
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+# multiples of 'scale' (1 / (n_features * variance), i.e. 1 / n_features on standardised features)
+GAMMA_GRID = (0.1, 0.3, 1.0, 3.0)
+
+
+def _validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
+    return float(-np.mean(np.log(picked))), float(np.mean(probabilities.argmax(1) == labels))
+
+
+def select_svm(fit_features: np.ndarray, fit_labels: np.ndarray, validation_features: np.ndarray,
+               validation_labels: np.ndarray, seed: int = 0, C: Sequence[float] = C_GRID,
+               gamma: Sequence[float] = GAMMA_GRID, selection_metric: str = "val_loss",
+               feature_options: dict | None = None) -> dict:
+    """Fit one SVM per (C, gamma) on the fit features and keep the best on the validation features.
+
+    ``gamma`` values are multiples of 1 / n_features ('scale' on standardised features). Ties go to
+    the smaller C, then the smaller gamma (the smoother boundary). Returns the fitted model, the
+    chosen C and gamma multiple and its validation loss and accuracy.
+    """
+    n_features = fit_features.shape[1]
+    best = None
+    for c_value in sorted(C):
+        for gamma_multiple in sorted(gamma):
+            model = GaborSVM(C=c_value, gamma=gamma_multiple / n_features, seed=seed, **(feature_options or {}))
+            model.fit_features(fit_features, fit_labels)
+            loss, accuracy = _validation_scores(model.predict_proba_features(validation_features),
+                                                np.asarray(validation_labels))
+            key = loss if selection_metric == "val_loss" else (-accuracy, loss)
+            if not math.isfinite(loss):
+                continue
+            if best is None or key < best["key"]:
+                best = {"key": key, "model": model, "C": c_value, "gamma": gamma_multiple, "val_loss": loss,
+                        "val_accuracy": accuracy}
+    if best is None:
+        raise ValueError("no SVM in the grid gave a finite validation loss")
+    return best
+
+
+class GaborSVMModule(torch.nn.Module):
+    """A fitted GaborSVM as a torch module: (N, 1, H, W) images -> (N, 2) log-probabilities."""
+
+    def __init__(self, estimator: GaborSVM):
+        super().__init__()
+        self.estimator = estimator
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GaborSVMModule:
+        return cls(GaborSVM.from_bytes(data))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        array = images.detach().cpu().double().numpy()
+        if array.ndim == 4:
+            array = array[:, 0]
+        probabilities = self.estimator.predict_proba(array)
+        return torch.log(torch.from_numpy(probabilities).float().clamp_min(1e-12)).to(images.device)

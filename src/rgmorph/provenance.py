@@ -434,6 +434,8 @@ def trace(path: str | Path, recorded_sha256: str | None = None, role: str | None
         record_workdir = record.get("workdir")
     else:
         kind, info, inputs, leaves = _describe_from_contents(location, is_root=_seen is None)
+        if kind == "file" and role:  # e.g. the raw catalogue, named by the role its consumer gave it
+            kind = role
         source = "embedded" if location.suffix.lower() in (".png", ".pdf") and inputs else "file contents"
         record_workdir = workdir
     seen[key] = kind

@@ -141,15 +141,16 @@ def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: s
 
 
 _HTML_STYLE = """
-body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 13px; margin: 1em; color: #222; }
+body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 11px; margin: 0.8em; color: #222; }
 table { border-collapse: collapse; }
-caption { caption-side: top; text-align: left; font-weight: bold; margin-bottom: 0.5em; max-width: 60em; }
-th, td { padding: 4px 10px; text-align: right; white-space: nowrap; }
+caption { caption-side: top; text-align: left; margin-bottom: 0.6em; max-width: 60em; line-height: 1.35; }
+th, td { padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { white-space: normal; vertical-align: bottom; }
 th { border-bottom: 1px solid #444; border-top: 2px solid #444; }
 th:first-child, td:first-child, td.text { text-align: left; }
 tr:last-child td { border-bottom: 2px solid #444; }
 tr.group td { border-top: 1px solid #999; }
-.ci { color: #555; font-size: 11px; }
+.ci { color: #555; font-size: 10px; }
 p.note { max-width: 60em; font-size: 12px; color: #444; }
 """
 
@@ -216,7 +217,8 @@ def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_
                f"mean $\\pm$ sample standard deviation over {_seed_text(summary)} seeds, and below it the 95\\% "
                f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. TPR0 and TPR10: "
                "true-positive rate before the first and with at most nine false positives (Metcalf et al. 2019), "
-               "with FRII (or FRI) as the positive class. ECE: expected calibration error, 10 bins.")
+               "with FRII (or FRI) as the positive class. ECE: expected calibration error, 10 bins (resampling "
+               "inflates ECE, so its interval can lie above the estimate).")
     header = ["Model", "Survey"] + [METRIC_LABELS[m] for m in MAIN_METRICS]
     latex_rows, html_rows, groups = [], [], []
     previous_survey = None
@@ -381,6 +383,6 @@ def write_all(summary_path, outputs: dict, data_description: str = "") -> dict[s
 
 def data_description(config: dict) -> str:
     """' (catalogue X; surveys A, B)' for captions."""
-    catalogue = Path(config.get("catalogue", {}).get("path", "")).name
+    catalogue = config.get("catalogue", {}).get("path", "")
     surveys = ", ".join(config.get("surveys", {}))
     return f" (catalogue {catalogue}; {surveys})" if catalogue else ""

@@ -29,7 +29,7 @@ def check_names():
     """Unknown models, and (for a mirror) a missing index or unmirrored surveys, before any job runs."""
     from rgmorph import models
 
-    problems = config_check.model_problems(MODELS, models.available())
+    problems = config_check.model_problems(MODELS, models.variants())
     # The mirror matters only while some survey still has to be fetched.
     if not all(os.path.exists(f"{RESULTS}/cutouts/{survey}/manifest.csv") for survey in SURVEYS):
         problems += config_check.mirror_problems(config)

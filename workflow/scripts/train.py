@@ -1,16 +1,32 @@
+import logging
+
 from rgmorph import provenance
 from rgmorph.logs import logged
-from rgmorph.train import TrainSettings, train_model
+from rgmorph.train import TrainSettings, TransferSpec, train_group
 
 with logged(snakemake.log[0]):
-    settings = TrainSettings(**{**snakemake.params.train, "threads": snakemake.threads,
-                                "model_options": snakemake.params.model_options})
-    train_model(
+    # the seeds train together: each seed's log holds the whole job's log
+    for path in snakemake.log[1:]:
+        handler = logging.FileHandler(path, mode="w")
+        handler.setFormatter(logging.getLogger().handlers[0].formatter)
+        logging.getLogger().addHandler(handler)
+    settings = TrainSettings.from_mapping({**snakemake.params.train, "threads": snakemake.threads})
+    transfer = None
+    if "pretrained" in snakemake.input.keys():
+        transfer = TransferSpec(source=snakemake.wildcards.source, checkpoints=list(snakemake.input.pretrained),
+                                frozen=snakemake.params.frozen, reinitialise=snakemake.params.reinitialise)
+    train_group(
         dataset_path=snakemake.input.dataset,
         model_name=snakemake.wildcards.model,
-        seed=int(snakemake.wildcards.seed),
+        seeds=snakemake.params.seeds,
         settings=settings,
-        checkpoint_path=snakemake.output.checkpoint,
-        history_path=snakemake.output.history,
+        checkpoint_paths=list(snakemake.output.checkpoints),
+        history_paths=list(snakemake.output.histories),
+        transfer=transfer,
     )
-    provenance.from_snakemake(snakemake, "model")  # sidecars: the dataset's sha256, settings, code version
+    # sidecars (the inputs' sha256, settings, code version), each seed's with its own pre-trained checkpoint
+    for k, (checkpoint, history) in enumerate(zip(snakemake.output.checkpoints, snakemake.output.histories)):
+        inputs = {"dataset": snakemake.input.dataset}
+        if transfer:
+            inputs["pretrained"] = snakemake.input.pretrained[k]
+        provenance.from_snakemake(snakemake, "model", outputs=[checkpoint, history], inputs=inputs)

@@ -35,11 +35,12 @@ def plot_gallery(dataset_paths: list[str | Path], stem: str | Path, per_class: i
             if row == 0:
                 axis.set_title(f"{class_name}\n{short_name(name)}", fontsize=6)
             if column == 0:
-                axis.set_ylabel(f"{dataset['survey']}\nDec offset (arcmin)")
+                axis.set_ylabel(f"{dataset['survey']}\nDec offset (')", fontsize=7)
             else:
                 axis.set_yticklabels([])
             if row == rows - 1:
-                axis.set_xlabel("RA offset (arcmin)", fontsize=7)
+                axis.set_xlabel("RA offset (')", fontsize=7)
             axis.tick_params(labelsize=6)
-    figure.suptitle("Sample sources after preprocessing (same sources in each survey; square-root stretch)")
+    figure.suptitle("Sample sources after preprocessing (same sources in each survey; offsets in arcmin; "
+                    "square-root stretch)", fontsize=8)
     save_figure(figure, stem)

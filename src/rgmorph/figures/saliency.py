@@ -2,9 +2,10 @@
 
 Occlusion (Zeiler & Fergus 2014) needs nothing from the architecture, so it works for every
 variant: a square patch is set to 0 (empty sky after preprocessing) at each position, and the
-map is the drop in the probability of the predicted class, averaged over the patches covering
-each pixel. Positive (purple) pixels support the model's decision; negative (orange) argue
-against it.
+map is the drop in the log-odds of the predicted class (its logit minus the log-sum-exp of the
+others), averaged over the patches covering each pixel. Log-odds rather than probability, so that
+a confident (saturated, P ~ 1) decision still shows where its evidence lies. Positive (orange)
+pixels support the model's decision; negative (purple) argue against it.
 """
 
 from __future__ import annotations
@@ -23,16 +24,21 @@ from rgmorph.figures.style import (
 from rgmorph.preprocess import load_dataset
 
 
+def _log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
+    others = torch.cat([logits[:, :target], logits[:, target + 1:]], dim=1)
+    return logits[:, target] - torch.logsumexp(others, dim=1)
+
+
 @torch.no_grad()
 def occlusion_map(model: torch.nn.Module, image: np.ndarray, target: int, patch: int | None = None,
                   stride: int | None = None, batch_size: int = 64) -> np.ndarray:
-    """(H, W) drop in P(target) when a ``patch`` x ``patch`` square around each pixel is zeroed."""
+    """(H, W) drop in the log-odds of ``target`` when a ``patch`` x ``patch`` square over each pixel is zeroed."""
     model.eval()
     height, width = image.shape
     patch = patch or max(4, height // 8)
     stride = stride or max(1, patch // 2)
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    base = torch.softmax(model(tensor), dim=1)[0, target].item()
+    base = _log_odds(model(tensor), target)[0].item()
     tops = list(range(0, height - patch + 1, stride))
     lefts = list(range(0, width - patch + 1, stride))
     if tops[-1] != height - patch:
@@ -47,9 +53,9 @@ def occlusion_map(model: torch.nn.Module, image: np.ndarray, target: int, patch:
         occluded = tensor.repeat(len(chunk), 1, 1, 1)
         for k, (top, left) in enumerate(chunk):
             occluded[k, 0, top:top + patch, left:left + patch] = 0.0
-        probabilities = torch.softmax(model(occluded), dim=1)[:, target].numpy()
-        for (top, left), probability in zip(chunk, probabilities):
-            heat[top:top + patch, left:left + patch] += base - probability
+        log_odds = _log_odds(model(occluded), target).numpy()
+        for (top, left), value in zip(chunk, log_odds):
+            heat[top:top + patch, left:left + patch] += base - value
             counts[top:top + patch, left:left + patch] += 1
     return heat / np.maximum(counts, 1)
 
@@ -96,10 +102,11 @@ def plot_saliency(checkpoint_paths: list[str | Path], dataset_paths: list[str | 
     columns = max(len(examples) for _, _, examples in panels)
     figure, axes = plt.subplots(2 * len(panels), columns, figsize=(DOUBLE_COLUMN_IN, 1.95 * 2 * len(panels) + 0.5),
                                 squeeze=False, constrained_layout=True)
-    limit = max([np.abs(e[2]).max() for _, _, ex in panels for e in ex if e[2] is not None] + [1e-6])
-    norm = matplotlib.colors.TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
-    mappable = None
     for p, (survey, checkpoint, examples) in enumerate(panels):
+        # one symmetric scale per survey: the models' sensitivity differs a lot between surveys
+        limit = max([np.abs(e[2]).max() for e in examples if e[2] is not None] + [1e-6])
+        norm = matplotlib.colors.TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
+        mappable = None
         for column, (caption, image, heat, extent, _) in enumerate(examples):
             top, bottom = axes[2 * p, column], axes[2 * p + 1, column]
             if image is None:
@@ -115,8 +122,10 @@ def plot_saliency(checkpoint_paths: list[str | Path], dataset_paths: list[str | 
         field = next((f"\n{e[3][1] * 2:.1f} arcmin" for e in examples if e[3] is not None), "")
         axes[2 * p, 0].set_ylabel(f"{survey}\nimage (sqrt){field}", fontsize=7)
         axes[2 * p + 1, 0].set_ylabel(f"{survey}\nocclusion map", fontsize=7)
-    if mappable is not None:
-        figure.colorbar(mappable, ax=axes, shrink=0.5, label="drop in P(predicted class) when occluded")
+        if mappable is not None:
+            bar = figure.colorbar(mappable, ax=axes[2 * p + 1, :], shrink=0.9, aspect=12)
+            bar.set_label("drop in log-odds of the\npredicted class if occluded", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
     model_name = panels[0][1]["model_name"] if panels else "?"
     seed = panels[0][1]["seed"] if panels else "?"
     figure.suptitle(f"Occlusion saliency, {model_name} seed {seed}, test split: most confident correct and wrong "

@@ -74,8 +74,8 @@ def save_figure(figure, stem: str | Path, title: str | None = None) -> list[Path
     """Write ``stem``.png and ``stem``.pdf (atomically) and close the figure."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    if title is None and figure._suptitle is not None:
-        title = figure._suptitle.get_text()
+    if title is None:
+        title = figure.get_suptitle() or None
     title = re.sub(r"\$[^$]*\$", "", title).strip() if title else title
     written = []
     for suffix in (".png", ".pdf"):

@@ -4,6 +4,10 @@
 
 Adding a variant is adding one module with a function decorated by ``@register("name")``
 and importing it below.
+
+Variants that are not networks (fitted, not trained by gradient descent: the Gabor-feature SVM)
+register with ``@register_estimator("name")`` and the same signature; ``variants()`` lists both
+kinds, ``available()`` the networks alone.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from typing import Callable
 import torch
 
 _REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
+_ESTIMATORS: dict[str, Callable] = {}
 
 
 def register(name: str):
     def decorator(constructor):
-        if name in _REGISTRY:
+        if name in _REGISTRY or name in _ESTIMATORS:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = constructor
         return constructor
@@ -25,8 +30,36 @@ def register(name: str):
     return decorator
 
 
+def register_estimator(name: str):
+    def decorator(constructor):
+        if name in _REGISTRY or name in _ESTIMATORS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _ESTIMATORS[name] = constructor
+        return constructor
+
+    return decorator
+
+
 def available() -> list[str]:
+    """The networks (torch modules)."""
     return sorted(_REGISTRY)
+
+
+def variants() -> list[str]:
+    """Every model a config may name: the networks and the fitted estimators."""
+    return sorted([*_REGISTRY, *_ESTIMATORS])
+
+
+def is_estimator(name: str) -> bool:
+    return name in _ESTIMATORS
+
+
+def build_estimator(name: str, in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options):
+    try:
+        constructor = _ESTIMATORS[name]
+    except KeyError:
+        raise KeyError(f"unknown estimator {name!r}; available: {', '.join(sorted(_ESTIMATORS))}") from None
+    return constructor(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
 
 
 def build(name: str, in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> torch.nn.Module:
@@ -43,3 +76,4 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 # Importing the variant modules fills the registry.
 from rgmorph.models import alexnet, dn_equivariant, lenet, resnet, tang2019, vgg  # noqa: E402,F401
+from rgmorph import gabor  # noqa: E402,F401  (registers gabor_svm)

@@ -259,7 +259,8 @@ def _faulty_fits(original: bytes, kind: str) -> bytes:
 
 
 class Request(NamedTuple):
-    """One request the service answered (``status`` None: connection dropped, by either side)."""
+    """One request the service answered, logged before its answer leaves (``status`` None: connection
+    dropped, by either side)."""
 
     t: float  # time.monotonic() at arrival
     stage: str  # form | results | fits | other
@@ -519,22 +520,34 @@ class StandInSkyView:
         followed = q.pop(_REDIRECT_MARK, None) is not None
 
         if self.max_rps is not None and not self._admit(arrival):
-            self._send(h, 429, "text/html", _page("Too Many Requests", "<h1>429</h1>"))
             self._record(arrival, "other", h.path, 429, "throttled", ())
+            self._send(h, 429, "text/html", _page("Too Many Requests", "<h1>429</h1>"))
             return
 
         stage, files, build = self._route(parts.path, q)
         fault = None
         if self.faults is not None and stage in STAGES and not followed:
             fault = self.faults.decide(stage, files)
+        recorded = False
+
+        def commit(status: int | None) -> None:
+            # Called before the first byte of the answer leaves: whoever has read an answer
+            # finds its request in the log (recording after sending raced with the client).
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            self._record(arrival, stage, h.path, status, fault.kind if fault else None, files)
+
         try:
-            status = self._respond(h, fault, build, parts.path, q)
+            status = self._respond(h, fault, build, parts.path, q, commit)
         except OSError:  # the client hung up first (e.g. timed out on a slow answer): log it all the same
-            status = None
+            commit(None)
+            return
+        commit(status)
         if stage == "fits" and status == 200 and (fault is None or fault.kind in ("slow",)):
-            with self._lock:
+            with self._lock:  # counted once the whole body has left
                 self.fits_served[files[0]] += 1
-        self._record(arrival, stage, h.path, status, fault.kind if fault else None, files)
 
     def _admit(self, now: float) -> bool:
         with self._lock:
@@ -563,27 +576,31 @@ class StandInSkyView:
         return "other", (), lambda: (404, "text/html", _page("Not Found", "<h1>404</h1>"))
 
     def _respond(self, h: _Handler, fault: Fault | None, build, path: str,
-                 q: dict[str, list[str]]) -> int | None:
+                 q: dict[str, list[str]], commit: Callable[[int | None], None]) -> int | None:
         kind = fault.kind if fault else None
         if kind == "slow":
             self._stopping.wait(fault.delay_s)  # type: ignore[union-attr]
         if kind in ("http_500", "http_503", "http_404"):
             code = int(kind[-3:])
+            commit(code)
             self._send(h, code, "text/html", _page(f"Error {code}", f"<h1>{code}</h1>"))
             return code
         if kind == "reset":
+            commit(None)
             # RST with no response: what a dropped/refused connection looks like.
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.close_connection = True
             h.connection.close()
             return None
         if kind == "html_200":
+            commit(200)
             self._send(h, 200, "text/html", _page(
                 "SkyView error", "<h2>Error</h2><p>Internal error in SkyView; try again later.</p>"))
             return 200
         if kind == "redirect":
             q2 = {k: v for k, v in q.items()}
             q2[_REDIRECT_MARK] = ["1"]
+            commit(302)
             h.send_response(302)
             h.send_header("Location", path + "?" + urlencode(q2, doseq=True))
             h.send_header("Content-Length", "0")
@@ -596,6 +613,7 @@ class StandInSkyView:
             body = body[: len(body) // 2]
         elif status == 200 and kind == "dropped":
             # Promise the full length, send half, then drop the connection.
+            commit(200)
             h.send_response(200)
             h.send_header("Content-Type", ctype)
             h.send_header("Content-Length", str(len(body)))
@@ -606,6 +624,7 @@ class StandInSkyView:
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             h.connection.close()
             return 200
+        commit(status)
         self._send(h, status, ctype, body)
         return status
 

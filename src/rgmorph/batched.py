@@ -1,0 +1,482 @@
+"""Several training runs of one architecture at once, as one batched model, with the data on the device.
+
+A *group* is a list of *members*: training runs of the same registry model that differ in their
+seed (and possibly their dataset or starting weights). Their parameters are stacked along a
+leading member axis and one ``torch.func.vmap`` of ``functional_call`` runs every member's forward
+pass at once (convolutions become grouped convolutions, linear layers batched matrix products), so
+a step costs about as many kernel launches as one model's step while each member keeps:
+
+* its own batch of ``batch_size`` images, drawn from its own shuffled order;
+* its own augmentation (any-angle rotation by an affine grid, flips) and its own dropout masks;
+* its own batch-norm statistics, optimiser state, validation score and best checkpoint.
+
+Every random number of a member comes from that member's own CPU generators, seeded from its seed
+(:class:`RunStreams`), and is moved to the device once per epoch. So a member's draws are the same
+whether it trains alone or beside others, and on a CPU or a GPU: runs differ only by floating-point
+rounding (summation order in grouped against single convolutions, CPU against GPU kernels).
+
+Adam is element-wise, and the summed loss has each member's gradient in its own slice, so the
+stacked update equals the separate ones.
+
+On CUDA the step (gather, augmentation, forward, backward, metric sums) is captured once per batch
+shape as a CUDA graph and replayed, so the hot loop launches one graph and the fused optimiser; the
+first epoch runs eagerly (warm-up). Mixed precision (bf16 autocast) is optional. No step reads a
+value back to the host: the training loss and accuracy are summed on the device and read once an
+epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, vmap
+
+from rgmorph import models
+
+log = logging.getLogger(__name__)
+
+# Purposes of a run's random streams: each gets its own seed derived from the run's seed.
+_STREAMS = ("shuffle", "augment", "dropout")
+
+
+def stream_seed(seed: int, purpose: str) -> int:
+    """A 63-bit seed for one purpose of one run, independent of every other (seed, purpose)."""
+    sequence = np.random.SeedSequence(entropy=int(seed), spawn_key=(_STREAMS.index(purpose),))
+    return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+class RunStreams:
+    """The random numbers one run draws each epoch, from CPU generators of its own."""
+
+    def __init__(self, seed: int):
+        self.generators = {purpose: torch.Generator().manual_seed(stream_seed(seed, purpose)) for purpose in _STREAMS}
+
+    def epoch(self, count: int, dropout_sites: dict[str, tuple[float, tuple[int, ...]]]) -> tuple:
+        """(order (count,), augmentation draws (count, 3), {site: keep-mask (count, *shape)})."""
+        order = torch.randperm(count, generator=self.generators["shuffle"])
+        draws = torch.rand(count, 3, generator=self.generators["augment"])
+        masks = {name: torch.rand((count, *shape), generator=self.generators["dropout"]) >= p
+                 for name, (p, shape) in dropout_sites.items()}
+        return order, draws, masks
+
+    def state(self) -> dict:
+        return {purpose: generator.get_state() for purpose, generator in self.generators.items()}
+
+    def load_state(self, state: dict) -> None:
+        for purpose, generator in self.generators.items():
+            generator.set_state(state[purpose])
+
+
+def affine_matrices(draws: torch.Tensor, rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
+    """(N, 2, 3) affine_grid matrices from (N, 3) uniform draws (angle, left-right, top-bottom): the
+    same transform as ``rgmorph.augment.random_affine_matrices`` makes from the same draws."""
+    count = draws.shape[0]
+    ones = torch.ones(count, device=draws.device, dtype=draws.dtype)
+    angle = draws[:, 0] * (2 * math.pi) if rotate else torch.zeros_like(ones)
+    flip_x = torch.where(draws[:, 1] < 0.5, -ones, ones) if hflip else ones
+    flip_y = torch.where(draws[:, 2] < 0.5, -ones, ones) if vflip else ones
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    zero = torch.zeros_like(angle)
+    return torch.stack([
+        torch.stack([cos * flip_x, -sin * flip_y, zero], dim=1),
+        torch.stack([sin * flip_x, cos * flip_y, zero], dim=1),
+    ], dim=1)
+
+
+def augment_batch(images: torch.Tensor, draws: torch.Tensor, rotate: bool, hflip: bool, vflip: bool) -> torch.Tensor:
+    if not (rotate or hflip or vflip):
+        return images
+    matrices = affine_matrices(draws, rotate, hflip, vflip).to(images.dtype)
+    grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def d4_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 exact symmetries of the square (quarter turns, with and without a mirror) of (..., H, W)."""
+    views = []
+    for mirrored in (images, images.flip(-1)):
+        views += [torch.rot90(mirrored, k, dims=(-2, -1)) for k in range(4)]
+    return views
+
+
+class D4Average(nn.Module):
+    """Test-time augmentation: the log of the class probabilities averaged over the 8 D4 views."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return average_log_probabilities([self.model(view) for view in d4_views(images)])
+
+
+def average_log_probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    stacked = torch.stack([torch.log_softmax(item.float(), dim=-1) for item in logits])
+    return torch.logsumexp(stacked, dim=0) - math.log(len(logits))
+
+
+class MaskedDropout(nn.Module):
+    """Dropout whose keep-mask is handed in (drawn from the run's own generator) instead of drawn here."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.register_buffer("mask", torch.ones(0, dtype=torch.bool), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return features
+        return features * self.mask.to(features.dtype) * (1.0 / (1.0 - self.p))
+
+
+def _replace_dropout(module: nn.Module) -> None:
+    for name, child in list(module._modules.items()):
+        if isinstance(child, nn.Dropout):
+            module._modules[name] = MaskedDropout(child.p)
+        elif child is not None:
+            _replace_dropout(child)
+
+
+def _dropout_sites(template: nn.Module, in_channels: int, image_size: int) -> dict[str, tuple[float, tuple[int, ...]]]:
+    """{mask buffer name: (p, per-image shape)} of every dropout layer, probed with one forward pass."""
+    probe = copy.deepcopy(template).to("cpu").eval()
+    shapes, hooks = {}, []
+    for name, module in probe.named_modules():
+        if isinstance(module, MaskedDropout):
+            hooks.append(module.register_forward_hook(
+                lambda mod, inputs, output, name=name: shapes.__setitem__(name, (mod.p, tuple(inputs[0].shape[1:])))))
+    with torch.no_grad():
+        probe(torch.zeros(1, in_channels, image_size, image_size))
+    for hook in hooks:
+        hook.remove()
+    return {f"{name}.mask": value for name, value in shapes.items() if value[0] > 0}
+
+
+@dataclass
+class Member:
+    """One training run in a group."""
+
+    seed: int
+    data: int = 0  # index of its dataset in the group's list of datasets
+    initial_state: dict | None = None  # weights to start from (transfer learning) instead of the seeded init
+    reinitialise: Sequence[str] = ()  # module prefixes kept at their seeded init even with initial_state
+
+
+@dataclass
+class EngineOptions:
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"  # 'adam' (L2 in the gradient) or 'adamw' (decoupled)
+    label_smoothing: float = 0.0
+    augment: dict = field(default_factory=lambda: {"rotate": True, "hflip": True, "vflip": True})
+    test_time_augmentation: str = "none"  # 'd4': validation scores average the 8 D4 views
+    precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
+    cuda_graphs: bool = True
+    frozen: Sequence[str] = ()  # module prefixes not trained (their batch norm stays in eval mode)
+
+
+def _matches(name: str, prefixes: Sequence[str]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
+
+
+class GroupTrainer:
+    """Train ``members`` of one architecture together. Datasets: (fit images (N, C, H, W) float32,
+    fit labels (N,), validation images, validation labels) per dataset index; every member's fit set
+    must have the same size so that all members take the same number of steps."""
+
+    def __init__(self, model_name: str, model_options: dict, members: Sequence[Member], datasets: Sequence[tuple],
+                 options: EngineOptions, device: torch.device | str = "cpu", num_classes: int = 2):
+        self.model_name, self.options, self.device = model_name, options, torch.device(device)
+        self.members = list(members)
+        fit_counts = {len(datasets[member.data][1]) for member in self.members}
+        if len(fit_counts) != 1:
+            raise ValueError(f"members of one group need fit sets of one size, not {sorted(fit_counts)}")
+        self.fit_count = fit_counts.pop()
+        in_channels, image_size = datasets[0][0].shape[1], datasets[0][0].shape[-1]
+
+        built = []
+        for member in self.members:
+            torch.manual_seed(member.seed)  # the same initial weights as a lone run with this seed
+            model = models.build(model_name, in_channels=in_channels, num_classes=num_classes,
+                                 image_size=image_size, **model_options)
+            if member.initial_state is not None:
+                fresh = model.state_dict()
+                state = {key: (fresh[key] if _matches(key, member.reinitialise) else value)
+                         for key, value in member.initial_state.items()}
+                model.load_state_dict(state)
+            built.append(model)
+        self.parameter_count = models.count_parameters(built[0])
+        for prefix in options.frozen:
+            built[0].get_submodule(prefix)  # an unknown prefix fails here, by name
+        persistent = set(built[0].state_dict())
+        self.param_names = [name for name, _ in built[0].named_parameters()]
+        self.buffer_names = [name for name, _ in built[0].named_buffers() if name in persistent]
+        self.trainable_names = [name for name in self.param_names if not _matches(name, options.frozen)]
+        self.trainable_count = sum(p.numel() for name, p in built[0].named_parameters() if name in self.trainable_names)
+        self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in built]).to(self.device)
+                       for name in self.param_names}
+        for name in self.trainable_names:
+            self.params[name].requires_grad_(True)
+        self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built]).to(self.device)
+                        for name in self.buffer_names}
+        # constants (non-persistent buffers such as filter-rotation matrices): one copy, not vmapped
+        self.shared = {name: buffer.to(self.device) for name, buffer in built[0].named_buffers() if name not in persistent}
+
+        template = copy.deepcopy(built[0])
+        _replace_dropout(template)
+        self.dropout_sites = _dropout_sites(template, in_channels, image_size)
+        self.template = template.to("meta")
+        self.frozen_modules = [self.template.get_submodule(prefix) for prefix in options.frozen]
+        del built
+
+        # data: every dataset's fit images in one device tensor; members index into it
+        offsets, images, labels = [], [], []
+        for fit_images, fit_labels, _, _ in datasets:
+            offsets.append(sum(len(part) for part in labels))
+            images.append(torch.as_tensor(fit_images, dtype=torch.float32))
+            labels.append(torch.as_tensor(fit_labels, dtype=torch.int64))
+        self.pool_images = torch.cat(images).to(self.device)
+        self.pool_labels = torch.cat(labels).to(self.device)
+        self.offsets = torch.tensor([offsets[member.data] for member in self.members], device=self.device)
+        self.validation = [(torch.as_tensor(v_images, dtype=torch.float32).to(self.device),
+                            torch.as_tensor(v_labels, dtype=torch.int64).to(self.device))
+                           for _, _, v_images, v_labels in datasets]
+
+        trainable = [self.params[name] for name in self.trainable_names]
+        fused = self.device.type == "cuda"
+        optimiser_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[options.optimizer]
+        self.optimiser = optimiser_class(trainable, lr=options.learning_rate, weight_decay=options.weight_decay,
+                                         **({"fused": True} if fused else {"foreach": True}))
+        self.streams = [RunStreams(member.seed) for member in self.members]
+        size = len(self.members)
+        self.loss_sum = torch.zeros(size, device=self.device)
+        self.correct = torch.zeros(size, device=self.device, dtype=torch.int64)
+        self.steps_done = 0
+        self.graphs: dict[int, tuple] = {}
+        self.use_graphs = bool(options.cuda_graphs and self.device.type == "cuda")
+        self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
+        self.epochs_done = 0
+        # per slot (one per way of scoring validation), the best state of each member, on the device
+        self.best: dict[str, tuple[dict, dict]] = {}
+
+    # ------------------------------------------------------------------ forward
+
+    def _autocast(self):
+        if self.options.precision == "bf16" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
+        return nullcontext()
+
+    def _forward(self, images: torch.Tensor, masks: dict | None, params: dict | None = None,
+                 buffers: dict | None = None) -> torch.Tensor:
+        """(S, B, C, H, W) -> (S, B, classes) logits: member s's weights on member s's images."""
+        shared, template = self.shared, self.template
+
+        def one(member_params, member_buffers, member_masks, member_images):
+            return functional_call(template, (member_params, member_buffers, member_masks, shared), (member_images,))
+
+        return vmap(one, randomness="error")(self.params if params is None else params,
+                                             self.buffers if buffers is None else buffers,
+                                             masks or {}, images)
+
+    def set_mode(self, training: bool) -> None:
+        self.template.train(training)
+        for module in self.frozen_modules:
+            module.eval()  # frozen layers keep the pre-trained batch-norm statistics
+
+    # --------------------------------------------------------------- training
+
+    def _step(self, index: torch.Tensor, draws: torch.Tensor, masks: dict) -> None:
+        """Forward, backward and the metric sums of one batch; the optimiser step is separate."""
+        size, batch = index.shape
+        flat = (index + self.offsets[:, None]).reshape(-1)
+        images = self.pool_images.index_select(0, flat)
+        labels = self.pool_labels.index_select(0, flat).view(size, batch)
+        augment = self.options.augment
+        images = augment_batch(images, draws.reshape(-1, 3), augment.get("rotate", True), augment.get("hflip", True),
+                               augment.get("vflip", True))
+        with self._autocast():
+            logits = self._forward(images.view(size, batch, *images.shape[1:]), masks)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none",
+                                 label_smoothing=self.options.label_smoothing).view(size, batch).mean(1)
+        losses.sum().backward()
+        with torch.no_grad():
+            self.loss_sum += losses.detach() * batch
+            self.correct += (logits.argmax(-1) == labels).sum(1)
+
+    def _trainable(self) -> list[torch.Tensor]:
+        return [self.params[name] for name in self.trainable_names]
+
+    def _run_step(self, index: torch.Tensor, draws: torch.Tensor, masks: dict, allow_capture: bool) -> None:
+        batch = index.shape[1]
+        if self.use_graphs and batch in self.graphs:
+            graph, static_index, static_draws, static_masks, grads = self.graphs[batch]
+            static_index.copy_(index)
+            static_draws.copy_(draws)
+            for name, mask in masks.items():
+                static_masks[name].copy_(mask)
+            graph.replay()
+            for parameter, grad in zip(self._trainable(), grads):
+                parameter.grad = grad
+        elif self.use_graphs and allow_capture:
+            try:
+                self._capture(index, draws, masks)
+            except Exception as error:  # fall back to eager steps rather than fail the run
+                log.warning("CUDA graph capture failed (%s: %s); continuing without CUDA graphs",
+                            type(error).__name__, error)
+                self.use_graphs, self.graphs = False, {}
+                torch.cuda.synchronize(self.device)
+                self.optimiser.zero_grad(set_to_none=True)
+                self._step(index, draws, masks)
+        else:
+            self.optimiser.zero_grad(set_to_none=True)
+            if self._side_stream is not None:  # warm-up before capture belongs on a side stream
+                self._side_stream.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(self._side_stream):
+                    self._step(index, draws, masks)
+                torch.cuda.current_stream(self.device).wait_stream(self._side_stream)
+            else:
+                self._step(index, draws, masks)
+        self.optimiser.step()
+        self.steps_done += 1
+
+    def _capture(self, index: torch.Tensor, draws: torch.Tensor, masks: dict) -> None:
+        static_index, static_draws = index.clone(), draws.clone()
+        static_masks = {name: mask.clone() for name, mask in masks.items()}
+        self.optimiser.zero_grad(set_to_none=True)
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._step(static_index, static_draws, static_masks)
+        grads = [parameter.grad for parameter in self._trainable()]
+        self.graphs[index.shape[1]] = (graph, static_index, static_draws, static_masks, grads)
+        graph.replay()  # capturing ran nothing: this replay is the step
+        log.info("captured the training step for batches of %d as a CUDA graph", index.shape[1])
+
+    def learning_rate(self, epoch: int, epochs: int, schedule: str) -> float:
+        """Learning rate of (1-based) ``epoch``: cosine decay to zero at the end, or constant."""
+        if schedule == "constant":
+            return self.options.learning_rate
+        return self.options.learning_rate * (1 + math.cos(math.pi * (epoch - 1) / epochs)) / 2
+
+    def train_epoch(self, learning_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over every member's fit set; (mean training loss, accuracy) per member."""
+        if learning_rate is not None:
+            for group in self.optimiser.param_groups:
+                group["lr"] = learning_rate
+        self.set_mode(True)
+        draws = [stream.epoch(self.fit_count, self.dropout_sites) for stream in self.streams]
+        order = torch.stack([item[0] for item in draws]).to(self.device, non_blocking=True)
+        augment = torch.stack([item[1] for item in draws]).to(self.device, non_blocking=True)
+        masks = {name: torch.stack([item[2][name] for item in draws]).to(self.device, non_blocking=True)
+                 for name in self.dropout_sites}
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        allow_capture = self.epochs_done >= 1  # the first epoch warms up eagerly
+        batch_size = self.options.batch_size
+        for start in range(0, self.fit_count, batch_size):
+            stop = min(start + batch_size, self.fit_count)
+            self._run_step(order[:, start:stop], augment[:, start:stop],
+                           {name: mask[:, start:stop] for name, mask in masks.items()}, allow_capture)
+        self.epochs_done += 1
+        return (self.loss_sum / self.fit_count).cpu().numpy(), (self.correct.double() / self.fit_count).cpu().numpy()
+
+    # ------------------------------------------------------------- validation
+
+    @torch.no_grad()
+    def member_logits(self, images_per_member: list[torch.Tensor], params: dict | None = None,
+                      buffers: dict | None = None, batch_size: int = 256,
+                      test_time_augmentation: str | None = None) -> torch.Tensor:
+        """(S, N, classes) eval-mode outputs (log-probabilities with D4 test-time augmentation)."""
+        tta = test_time_augmentation or self.options.test_time_augmentation
+        self.set_mode(False)
+        try:
+            first = images_per_member[0]
+            same = all(images is first for images in images_per_member)
+            outputs = []
+            for start in range(0, len(first), batch_size):
+                if same:
+                    chunk = first[start:start + batch_size].unsqueeze(0).expand(len(self.members), -1, -1, -1, -1)
+                else:
+                    chunk = torch.stack([images[start:start + batch_size] for images in images_per_member])
+                with self._autocast():
+                    if tta == "d4":
+                        out = average_log_probabilities([self._forward(view, None, params, buffers)
+                                                         for view in d4_views(chunk)])
+                    else:
+                        out = self._forward(chunk, None, params, buffers).float()
+                outputs.append(out)
+            return torch.cat(outputs, dim=1)
+        finally:
+            self.set_mode(True)
+
+    @torch.no_grad()
+    def validate(self, test_time_augmentation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(validation loss, accuracy) per member, in eval mode."""
+        images = [self.validation[member.data][0] for member in self.members]
+        labels = torch.stack([self.validation[member.data][1] for member in self.members])
+        logits = self.member_logits(images, test_time_augmentation=test_time_augmentation)
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
+        accuracy = (logits.argmax(-1) == labels).double().mean(1)
+        return losses.cpu().numpy(), accuracy.cpu().numpy()
+
+    @torch.no_grad()
+    def keep_best(self, improved: Sequence[bool], slot: str = "main") -> None:
+        """Copy the current weights of the members whose validation score improved into their best state."""
+        if slot not in self.best:
+            self.best[slot] = ({name: value.detach().clone() for name, value in self.params.items()},
+                               {name: value.clone() for name, value in self.buffers.items()})
+            if all(improved):
+                return
+        mask = torch.tensor(list(improved), device=self.device)
+        if not mask.any():
+            return
+        for source, target in zip((self.params, self.buffers), self.best[slot]):
+            for name, value in source.items():
+                shape = (-1,) + (1,) * (value.dim() - 1)
+                target[name].copy_(torch.where(mask.view(shape), value.detach(), target[name]))
+
+    def member_state(self, index: int, slot: str | None = "main") -> dict:
+        """A registry model's state_dict for one member (its best weights in ``slot``; None: the current
+        weights), on the CPU."""
+        params, buffers = (self.params, self.buffers) if slot is None else self.best[slot]
+        state = {name: params[name][index].detach().cpu().clone() for name in self.param_names}
+        state.update({name: buffers[name][index].cpu().clone() for name in self.buffer_names})
+        return state
+
+    # ----------------------------------------------------------------- resume
+
+    def state_dict(self) -> dict:
+        """Everything the rest of training depends on (weights, optimiser, random streams, best state)."""
+        return {
+            "params": {name: value.detach().cpu() for name, value in self.params.items()},
+            "buffers": {name: value.cpu() for name, value in self.buffers.items()},
+            "best": {slot: ({name: value.cpu() for name, value in params.items()},
+                            {name: value.cpu() for name, value in buffers.items()})
+                     for slot, (params, buffers) in self.best.items()},
+            "optimiser": self.optimiser.state_dict(),
+            "streams": [stream.state() for stream in self.streams],
+            "epochs_done": self.epochs_done,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for source, target in ((state["params"], self.params), (state["buffers"], self.buffers)):
+                for name, value in source.items():
+                    target[name].copy_(value.to(self.device))
+        self.best = {slot: ({name: value.to(self.device) for name, value in params.items()},
+                            {name: value.to(self.device) for name, value in buffers.items()})
+                     for slot, (params, buffers) in state["best"].items()}
+        self.optimiser.load_state_dict(state["optimiser"])
+        for stream, stream_state in zip(self.streams, state["streams"]):
+            stream.load_state(stream_state)
+        self.epochs_done = state["epochs_done"]

@@ -1,0 +1,66 @@
+# Transfer learning (Tang, Scaife & Leahy 2019): each seed's network trained from scratch on one
+# survey is fine-tuned on the other, with the configured layers frozen, and evaluated beside the
+# from-scratch runs on the target survey:
+#   results/models/{survey}/{model}/transfer-from-{source}/seed{seed}/checkpoint.pt
+#   results/evaluation/{survey}/{model}/transfer-from-{source}/seed{seed}/metrics.json
+# What the transfer maps onto what (NVSS pixels cover 8.3 times the angle of FIRST ones): see
+# src/rgmorph/transfer.py.
+
+from rgmorph import transfer as transfer_module
+
+TRANSFER = config.get("transfer", {})
+TRANSFER_MODELS = TRANSFER.get("models", [])
+TRANSFER_DIRECTIONS = [(direction["from"], direction["to"]) for direction in TRANSFER.get("directions", [])]
+
+config_check.raise_if_any(transfer_module.transfer_problems(TRANSFER, MODELS, SURVEYS), "config")
+
+
+def extra_run_files(name):
+    """Per-run files of the transfer runs, for the summaries and figures (see common.smk)."""
+    folder = "models" if name in ("checkpoint.pt", "history.csv") else "evaluation"
+    return [f"{RESULTS}/{folder}/{target}/{model}/transfer-from-{source}/seed{seed}/{name}"
+            for model in TRANSFER_MODELS for source, target in TRANSFER_DIRECTIONS for seed in SEEDS]
+
+
+rule train_transfer:
+    input:
+        dataset=f"{RESULTS}/datasets/{{survey}}.npz",
+        pretrained=expand(f"{RESULTS}/models/{{source}}/{{model}}/seed{{seed}}/checkpoint.pt", seed=SEEDS,
+                          allow_missing=True),
+    output:
+        checkpoints=expand(f"{RESULTS}/models/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}/checkpoint.pt",
+                           seed=SEEDS, allow_missing=True),
+        histories=expand(f"{RESULTS}/models/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}/history.csv",
+                         seed=SEEDS, allow_missing=True),
+    wildcard_constraints:
+        source="|".join(SURVEYS),
+    params:
+        train=lambda wildcards: transfer_module.transfer_train_settings(config, wildcards.model),
+        seeds=SEEDS,
+        frozen=lambda wildcards: transfer_module.per_model(TRANSFER.get("freeze", {}), wildcards.model),
+        reinitialise=lambda wildcards: transfer_module.per_model(TRANSFER.get("reinitialise", {}), wildcards.model),
+    threads: config["train"]["threads"]
+    resources:
+        gpu=0,
+    log:
+        expand(f"{RESULTS}/logs/train/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}.log", seed=SEEDS,
+               allow_missing=True),
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{survey}}/{{model}}-transfer-from-{{source}}.tsv"
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate_transfer:
+    input:
+        checkpoint=f"{RESULTS}/models/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}/checkpoint.pt",
+        dataset=f"{RESULTS}/datasets/{{survey}}.npz",
+    output:
+        metrics=f"{RESULTS}/evaluation/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}/metrics.json",
+        predictions=f"{RESULTS}/evaluation/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}/predictions.csv",
+    wildcard_constraints:
+        source="|".join(SURVEYS),
+    log:
+        f"{RESULTS}/logs/evaluate/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}.log",
+    script:
+        "../scripts/evaluate.py"
