@@ -20,9 +20,11 @@ venv: $(STAMP)
 
 quickstart: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/quickstart.yaml
+	$(BIN)/snakemake --report results/quickstart/report.html --configfile config/quickstart.yaml
 
 full: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(BIN)/snakemake --report results/report.html --configfile config/config.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

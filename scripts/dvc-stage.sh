@@ -34,4 +34,4 @@ if [[ ${#targets[@]} -eq 0 ]]; then
     exit 1
 fi
 echo "dvc-stage: ${#targets[@]} outputs under $*" >&2
-exec "${snakemake[@]}" "${targets[@]}"
+exec "${snakemake[@]}" -- "${targets[@]}"   # --: --configfile would take the targets

@@ -84,6 +84,7 @@ def make_repository(target: Path) -> None:
         "preprocess": {"sigma": 3.0},
         "augment": {"rotate": True, "hflip": True, "vflip": True},
         "train": {"models": ["tang2019"], "seeds": [0], "epochs": 2, "threads": 1},
+        "transfer": {"directions": []},  # one survey: nothing to transfer between
         "figures": {"gallery_per_class": 1, "seed": 0},
     }
     (target / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

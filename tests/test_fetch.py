@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-from rgmorph.fetch import (FetchSettings, MirrorSource, RetryableFetchError, Survey, check_fits_image, cutout_filename,
+from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, RetryableFetchError, Survey, check_fits_image, cutout_filename,
                            fetch_survey, is_blank)
 from rgmorph.io import sha256_file
 from rgmorph.testing.skyview_service import StandInSkyView
@@ -83,15 +83,14 @@ def test_astroquery_client_fetches_identical_bytes_from_a_stand_in_service(tmp_p
         assert (tmp_path / row.file).read_bytes() == expected
 
 
-def test_unknown_survey_fails_without_retrying(tmp_path, few_sources):
+def test_unknown_survey_is_refused_before_any_cutout(tmp_path, few_sources):
     bogus = Survey("BOGUS", "No Such Survey", 150)
     with StandInSkyView(QUICKSTART_MIRROR, match_radius_arcsec=STAND_IN_MATCH_ARCSEC) as service:
-        settings = FetchSettings(source="skyview", skyview_url=service.url, timeout_s=10, retries=3,
-                                 backoff_s=0.01, on_failure="exclude")
-        manifest = fetch_survey(few_sources.head(1), bogus, tmp_path, tmp_path / "manifest.csv", settings)
-    assert manifest["status"].tolist() == ["failed"]
-    assert manifest["attempts"].tolist() == [1]
-    assert "No Such Survey" in manifest["detail"].iloc[0]
+        settings = FetchSettings(source="skyview", skyview_url=service.url, timeout_s=10, retries=3, backoff_s=0.01)
+        with pytest.raises(FetchError, match=r"does not offer survey 'No Such Survey' \(config surveys.BOGUS.skyview_name\)"):
+            fetch_survey(few_sources.head(1), bogus, tmp_path, tmp_path / "manifest.csv", settings)
+        assert service.count("fits") == 0
+    assert not (tmp_path / "manifest.csv").exists()
 
 
 def test_check_fits_image_rejects_truncated_and_wrong_size(few_sources):

@@ -16,7 +16,9 @@ whether it trains alone or beside others, and on a CPU or a GPU: runs differ onl
 rounding (summation order in grouped against single convolutions, CPU against GPU kernels).
 
 Adam is element-wise, and the summed loss has each member's gradient in its own slice, so the
-stacked update equals the separate ones.
+stacked update equals the separate ones. On the CPU, where grouped convolutions are slow to
+differentiate, the members' forward passes run one after another instead (``strategy``): then a
+member's arithmetic is exactly that of a lone run.
 
 On CUDA the step (gather, augmentation, forward, backward, metric sums) is captured once per batch
 shape as a CUDA graph and replayed, so the hot loop launches one graph and the fused optimiser; the
@@ -183,6 +185,10 @@ class EngineOptions:
     precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
     cuda_graphs: bool = True
     frozen: Sequence[str] = ()  # module prefixes not trained (their batch norm stays in eval mode)
+    # 'vmap': one batched forward for all members (grouped convolutions); 'loop': one forward per member
+    # (each member's arithmetic exactly that of a lone run); 'auto': vmap on CUDA, loop on the CPU, where
+    # grouped-convolution backward passes are slow
+    strategy: str = "auto"
 
 
 def _matches(name: str, prefixes: Sequence[str]) -> bool:
@@ -264,6 +270,8 @@ class GroupTrainer:
         self.steps_done = 0
         self.graphs: dict[int, tuple] = {}
         self.use_graphs = bool(options.cuda_graphs and self.device.type == "cuda")
+        self.strategy = options.strategy if options.strategy != "auto" else (
+            "vmap" if self.device.type == "cuda" and len(self.members) > 1 else "loop")
         self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
         self.epochs_done = 0
         # per slot (one per way of scoring validation), the best state of each member, on the device
@@ -280,13 +288,21 @@ class GroupTrainer:
                  buffers: dict | None = None) -> torch.Tensor:
         """(S, B, C, H, W) -> (S, B, classes) logits: member s's weights on member s's images."""
         shared, template = self.shared, self.template
+        params = self.params if params is None else params
+        buffers = self.buffers if buffers is None else buffers
+        if self.strategy == "loop":
+            # unbind: views whose in-place updates (batch-norm statistics) reach the stacked tensors, and
+            # whose backward is one stack of the members' gradients
+            members = [{name: value.unbind(0) for name, value in part.items()} for part in (params, buffers, masks or {})]
+            return torch.stack([
+                functional_call(template, tuple({name: values[index] for name, values in part.items()}
+                                                for part in members) + (shared,), (images[index],))
+                for index in range(images.shape[0])])
 
         def one(member_params, member_buffers, member_masks, member_images):
             return functional_call(template, (member_params, member_buffers, member_masks, shared), (member_images,))
 
-        return vmap(one, randomness="error")(self.params if params is None else params,
-                                             self.buffers if buffers is None else buffers,
-                                             masks or {}, images)
+        return vmap(one, randomness="error")(params, buffers, masks or {}, images)
 
     def set_mode(self, training: bool) -> None:
         self.template.train(training)

@@ -58,7 +58,7 @@ SUMMARY_METRICS = metric_names()
 # Keys a training run may set to say it was fine-tuned from another run (checked in this order).
 _TRANSFER_KEYS = ("pretrained_on", "transfer_from", "source_survey")
 _CHECKPOINT_RUN_KEYS = ("mode", *_TRANSFER_KEYS, "pretrained_checkpoint", "pretrained_checkpoint_sha256",
-                        "frozen_layers", "init_checkpoint", "trained_on", "frozen")
+                        "frozen_layers", "init_checkpoint", "trained_on", "frozen", "reinitialised")
 
 
 def scalar_metrics(true: np.ndarray, scores: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,

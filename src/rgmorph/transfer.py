@@ -42,28 +42,3 @@ def per_model(mapping: dict, model: str) -> list[str]:
     """The list for ``model`` in a {model or 'default': [...]} mapping (freeze, reinitialise)."""
     return list(mapping.get(model, mapping.get("default", [])))
 
-
-def _not_settings() -> tuple[str, ...]:
-    return ("models", "directions", "freeze", "reinitialise", "per_model")
-
-
-def model_train_settings(config: dict, model: str) -> dict:
-    """The training settings of one model from a (defaults-filled) workflow config: train.* with
-    train.per_model[model] on top, the augmentation and the model's constructor options."""
-    train = config["train"]
-    settings = {key: value for key, value in train.items()
-                if key not in ("models", "seeds", "model_options", "per_model", "threads")}
-    settings.update(train.get("per_model", {}).get(model, {}))
-    settings["augment"] = config["augment"]
-    settings["model_options"] = train.get("model_options", {}).get(model, {})
-    return settings
-
-
-def transfer_train_settings(config: dict, model: str) -> dict:
-    """A model's fine-tuning settings: its training settings with transfer.* (and transfer.per_model[model])
-    on top."""
-    transfer = config.get("transfer", {})
-    settings = model_train_settings(config, model)
-    settings.update({key: value for key, value in transfer.items() if key not in _not_settings()})
-    settings.update(transfer.get("per_model", {}).get(model, {}))
-    return settings

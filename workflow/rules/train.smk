@@ -2,7 +2,7 @@
 # writes each seed's checkpoint and history where a one-seed job would; the job's resumable state
 # (last.pt, not a declared output) sits beside the seed folders until the job ends.
 
-from rgmorph import transfer as transfer_module
+from rgmorph import study
 
 
 rule train:
@@ -14,7 +14,7 @@ rule train:
         histories=expand(f"{RESULTS}/models/{{survey}}/{{model}}/seed{{seed}}/history.csv", seed=SEEDS,
                          allow_missing=True),
     params:
-        train=lambda wildcards: transfer_module.model_train_settings(config, wildcards.model),
+        train=lambda wildcards: study.model_train_settings(config, wildcards.model),
         seeds=SEEDS,
     threads: config["train"]["threads"]
     resources:

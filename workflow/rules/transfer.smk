@@ -35,7 +35,7 @@ rule train_transfer:
     wildcard_constraints:
         source="|".join(SURVEYS),
     params:
-        train=lambda wildcards: transfer_module.transfer_train_settings(config, wildcards.model),
+        train=lambda wildcards: study.transfer_train_settings(config, wildcards.model),
         seeds=SEEDS,
         frozen=lambda wildcards: transfer_module.per_model(TRANSFER.get("freeze", {}), wildcards.model),
         reinitialise=lambda wildcards: transfer_module.per_model(TRANSFER.get("reinitialise", {}), wildcards.model),

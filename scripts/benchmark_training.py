@@ -1,0 +1,288 @@
+"""Training throughput: the pipeline's loop against a loop written the published way, per model variant.
+
+Not a test: a measurement, all on one device in one run, so the numbers compare.
+
+* ``batched``: rgmorph's loop (``rgmorph.batched.GroupTrainer``): the dataset as one tensor on the
+  device, augmentation batched there, ``--group-sizes`` models (seeds) stacked into one batched model,
+  each with its own batch of 32; on CUDA the step is a CUDA graph.
+* ``published``: a ``DataLoader`` whose dataset rotates (any angle, bilinear) and flips each image with
+  PIL in ``__getitem__``, ``--workers`` loader processes, the same registry model, batch 32, Adam,
+  the loss read back every step as the published training scripts do.
+
+Images per second are aggregate training images (all stacked models together) over ``--seconds`` of
+steady training after a warm-up; ``ratio`` is against the published loop for the same model.
+
+    python scripts/benchmark_training.py --datasets /tmp/cut --models tang2019,lenet --seconds 20
+    python scripts/benchmark_training.py --datasets DIR --check-graphs        # CUDA graph vs eager, GPU vs CPU
+    python scripts/benchmark_training.py --datasets DIR --study config/config.yaml --study-results /tmp/study
+
+``--study`` times the whole config end to end (``rgmorph.study``: every training job, evaluation and
+the summary tables) from the prepared datasets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from rgmorph import models  # noqa: E402
+from rgmorph.batched import EngineOptions, GroupTrainer, Member  # noqa: E402
+from rgmorph.train import load_dataset, make_deterministic, validation_split  # noqa: E402
+
+BATCH = 32
+NETWORKS = ["tang2019", "lenet", "alexnet", "vgg", "resnet", "dn_equivariant"]
+
+
+def fit_data(datasets: Path, survey: str, fit_count: int | None):
+    dataset = load_dataset(datasets / f"{survey}.npz")
+    fit, validation = validation_split(dataset["labels"], np.flatnonzero(dataset["split"] == "train"), 0.2, 2019)
+    if fit_count:
+        fit = fit[:fit_count]
+    images = torch.from_numpy(dataset["images"]).unsqueeze(1)
+    labels = torch.from_numpy(dataset["labels"])
+    return images[fit], labels[fit], images[validation], labels[validation]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- the published loop
+
+
+class PILRotateFlip(torch.utils.data.Dataset):
+    """Per-sample augmentation as torchvision's RandomRotation + RandomHorizontal/VerticalFlip do it."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images = images[:, 0].numpy()
+        self.labels = labels.numpy()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index])  # float32: mode "F"
+        image = image.rotate(float(np.random.uniform(0, 360)), resample=Image.BILINEAR)
+        if np.random.rand() < 0.5:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        if np.random.rand() < 0.5:
+            image = image.transpose(Image.FLIP_TOP_BOTTOM)
+        return torch.from_numpy(np.asarray(image, dtype=np.float32).copy()).unsqueeze(0), int(self.labels[index])
+
+
+def _seed_worker(worker: int) -> None:
+    np.random.seed((torch.initial_seed() + worker) % 2**32)
+
+
+def published_loop(model_name: str, data, device: torch.device, seconds: float, workers: int) -> dict:
+    images, labels = data[0], data[1]
+    torch.manual_seed(0)
+    model = models.build(model_name, image_size=images.shape[-1]).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(PILRotateFlip(images, labels), batch_size=BATCH, shuffle=True,
+                                         num_workers=workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0, worker_init_fn=_seed_worker)
+
+    def steps():
+        while True:
+            for inputs, targets in loader:
+                yield inputs, targets
+
+    model.train()
+    batches = steps()
+    running = 0.0
+    for _ in range(3):  # warm-up: workers started, kernels chosen
+        inputs, targets = next(batches)
+        loss = F.cross_entropy(model(inputs.to(device, non_blocking=True)), targets.to(device, non_blocking=True))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        running += loss.item()
+    synchronize(device)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        inputs, targets = next(batches)
+        loss = F.cross_entropy(model(inputs.to(device, non_blocking=True)), targets.to(device, non_blocking=True))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        running += loss.item()  # as the published scripts log it: one read-back per step
+        count += len(targets)
+    synchronize(device)
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": count / elapsed, "seconds": elapsed, "models": 1, "cuda_graphs": False}
+
+
+# ----------------------------------------------------------------------------- rgmorph's loop
+
+
+def batched_loop(model_name: str, data, device: torch.device, seconds: float, group: int, cuda_graphs: bool = True,
+                 precision: str = "fp32") -> dict:
+    options = EngineOptions(batch_size=BATCH, cuda_graphs=cuda_graphs, precision=precision)
+    trainer = GroupTrainer(model_name, {}, [Member(seed) for seed in range(group)], [data], options, device)
+    for _ in range(2):  # warm-up; the second epoch captures the CUDA graphs
+        trainer.train_epoch(1e-3)
+    synchronize(device)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        trainer.train_epoch(1e-3)  # reads the epoch's losses back: synchronised
+        count += group * trainer.fit_count
+    elapsed = time.perf_counter() - started
+    return {"images_per_s": count / elapsed, "seconds": elapsed, "models": group, "cuda_graphs": trainer.use_graphs}
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_graphs(data, device: torch.device, model_names, epochs: int = 3) -> bool:
+    """CUDA-graph steps against eager steps on the GPU, and the GPU against the CPU, from the same seeds."""
+    ok = True
+    for name in model_names:
+        runs = {}
+        for label, run_device, graphs in (("graphs", device, True), ("eager", device, False),
+                                          ("cpu", torch.device("cpu"), False)):
+            trainer = GroupTrainer(name, {}, [Member(0), Member(1)], [data], EngineOptions(cuda_graphs=graphs),
+                                   run_device)
+            losses = [trainer.train_epoch(1e-3)[0] for _ in range(epochs)]
+            state = trainer.member_state(1, slot=None)
+            runs[label] = (np.array(losses), state, trainer.use_graphs)
+        loss_graph = np.abs(runs["graphs"][0] - runs["eager"][0]).max()
+        param_graph = max((runs["graphs"][1][k].float() - runs["eager"][1][k].float()).abs().max().item()
+                          for k in runs["eager"][1])
+        loss_cpu = np.abs(runs["eager"][0] - runs["cpu"][0]).max()
+        param_cpu = max((runs["eager"][1][k].float() - runs["cpu"][1][k].float()).abs().max().item()
+                        for k in runs["eager"][1])
+        same = loss_graph < 1e-3 and runs["graphs"][2]
+        ok &= bool(same)
+        print(f"GRAPH CHECK {name}: graphs used {runs['graphs'][2]}; {epochs} epochs, graph vs eager max |dloss| "
+              f"{loss_graph:.2e}, max |dparam| {param_graph:.2e}; GPU vs CPU max |dloss| {loss_cpu:.2e}, "
+              f"max |dparam| {param_cpu:.2e}: {'OK' if same else 'MISMATCH'}", flush=True)
+    return ok
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", type=Path, required=True, help="folder with FIRST.npz (and NVSS.npz)")
+    parser.add_argument("--survey", default="FIRST")
+    parser.add_argument("--models", default=",".join(NETWORKS))
+    parser.add_argument("--group-sizes", default="10", help="models stacked in rgmorph's loop, e.g. 1,10")
+    parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per loop and model")
+    parser.add_argument("--workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 1)),
+                        help="DataLoader workers of the published loop")
+    parser.add_argument("--fit-count", type=int, default=None, help="use only this many fit images (short CPU epochs)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--deterministic", type=int, default=1, help="1: deterministic kernels (as the paper config)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--no-published", action="store_true", help="skip the published loop")
+    parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
+    parser.add_argument("--check-graphs", action="store_true", help="only compare CUDA-graph, eager and CPU training")
+    parser.add_argument("--study", action="append", default=None, metavar="CONFIG",
+                        help="time this workflow config end to end instead (repeat to merge configs)")
+    parser.add_argument("--study-results", type=Path, default=Path("/tmp/rgmorph-study"))
+    parser.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--gpu-jobs", type=int, default=4)
+    parser.add_argument("--cpu-jobs", type=int, default=8)
+    parser.add_argument("--deadline-s", type=float, default=None)
+    arguments = parser.parse_args(argv)
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
+    device = torch.device("cuda" if arguments.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if arguments.device == "auto" else arguments.device))
+    make_deterministic(0, bool(arguments.deterministic))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; torch {torch.__version__}", flush=True)
+
+    if arguments.study:
+        import logging
+
+        from rgmorph import study
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        overrides: dict = {}
+        for text in arguments.study_set:
+            study._deep_update(overrides, study.parse_override(text))
+        config = study.load_config(arguments.study, overrides)
+        started = time.perf_counter()
+        outcome = study.run_study(config, arguments.datasets, arguments.study_results, arguments.gpu_jobs,
+                                  arguments.cpu_jobs, arguments.deadline_s)
+        elapsed = time.perf_counter() - started
+        print(study.describe(outcome["summary"]))
+        trained = [item for item in outcome["outcomes"] if item.get("kind") == "train" and item["ok"]]
+        print(f"\nSTUDY {'+'.join(arguments.study)} on {name}: {len(trained)} training jobs, {outcome['runs']} "
+              f"evaluated runs, {len(outcome['failures'])} failures; training + evaluation "
+              f"{outcome['train_and_evaluate_seconds']:.1f} s; end to end {elapsed:.1f} s", flush=True)
+        for failure in outcome["failures"]:
+            print(f"FAILED {failure['job']}: {failure.get('error', '')[-800:]}")
+        (arguments.study_results / "study_timing.json").write_text(json.dumps(
+            {"device": name, "seconds": elapsed, "train_and_evaluate_seconds": outcome["train_and_evaluate_seconds"],
+             "runs": outcome["runs"], "failures": [f["job"] for f in outcome["failures"]],
+             "jobs": [{k: v for k, v in item.items() if k != "error"} for item in outcome["outcomes"]]}, indent=1))
+        return 0 if not outcome["failures"] else 1
+
+    data = fit_data(arguments.datasets, arguments.survey, arguments.fit_count)
+    selected = [item for item in arguments.models.split(",") if item]
+    if arguments.check_graphs:
+        if device.type != "cuda":
+            print("GRAPH CHECK: no CUDA device, nothing to compare")
+            return 0
+        return 0 if check_graphs(data, device, selected) else 3
+
+    rows = []
+    header = ["device", "model", "loop", "models", "images_per_s", "ratio", "cuda_graphs", "seconds", "fit_images"]
+    print(f"{'model':<15} {'loop':<12} {'models':>6} {'images/s':>10} {'ratio':>7}  graphs", flush=True)
+    for model_name in selected:
+        reference = None
+        if not arguments.no_published:
+            try:
+                reference = published_loop(model_name, data, device, arguments.seconds, arguments.workers)
+                rows.append({"model": model_name, "loop": "published", **reference, "ratio": 1.0})
+                print(f"{model_name:<15} {'published':<12} {1:>6} {reference['images_per_s']:>10.1f} {1.0:>7.2f}",
+                      flush=True)
+            except Exception as error:
+                print(f"{model_name:<15} published loop failed: {error!r}", flush=True)
+        for group in [int(size) for size in arguments.group_sizes.split(",")]:
+            try:
+                result = batched_loop(model_name, data, device, arguments.seconds, group,
+                                      precision=arguments.precision)
+            except Exception as error:
+                print(f"{model_name:<15} batched x{group} failed: {error!r}", flush=True)
+                continue
+            ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
+            rows.append({"model": model_name, "loop": "batched", **result, "ratio": ratio})
+            print(f"{model_name:<15} {'batched':<12} {group:>6} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
+                  f"{result['cuda_graphs']}", flush=True)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    if arguments.out:
+        new = not arguments.out.exists()
+        arguments.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(arguments.out, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            for row in rows:
+                writer.writerow({"device": name, "fit_images": len(data[1]), **row})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
