@@ -8,5 +8,7 @@ rule catalogue:
         class_names=config["class_names"],
     log:
         f"{RESULTS}/logs/catalogue.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/catalogue.py"

@@ -7,6 +7,8 @@ rule evaluate:
         predictions=f"{RESULTS}/evaluation/{{survey}}/{{model}}/seed{{seed}}/predictions.csv",
     log:
         f"{RESULTS}/logs/evaluate/{{survey}}/{{model}}/seed{{seed}}.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -32,6 +34,8 @@ rule summarise:
         ),
     log:
         f"{RESULTS}/logs/summarise.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/summarise.py"
 
@@ -105,5 +109,7 @@ rule tables:
         ),
     log:
         f"{RESULTS}/logs/tables.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/tables.py"

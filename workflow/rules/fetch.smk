@@ -9,5 +9,7 @@ rule fetch:
         f"{RESULTS}/logs/fetch/{{survey}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/fetch/{{survey}}.tsv"
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/fetch.py"

@@ -13,6 +13,8 @@ rule figure_gallery:
         seed=config["figures"]["seed"],
     log:
         f"{RESULTS}/logs/figures/gallery.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/gallery.py"
 
@@ -28,6 +30,8 @@ rule figure_preprocessing:
         sigma=config["preprocess"]["sigma"],
     log:
         f"{RESULTS}/logs/figures/preprocessing.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/preprocessing.py"
 
@@ -43,6 +47,8 @@ rule figure_augmentation:
         seed=config["figures"]["seed"],
     log:
         f"{RESULTS}/logs/figures/augmentation.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/augmentation.py"
 
@@ -55,6 +61,8 @@ rule figure_learning_curves:
         pdf=f"{RESULTS}/figures/learning_curves.pdf",
     log:
         f"{RESULTS}/logs/figures/learning_curves.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/learning_curves.py"
 
@@ -67,6 +75,8 @@ rule figure_confusion_matrices:
         pdf=f"{RESULTS}/figures/confusion_matrices.pdf",
     log:
         f"{RESULTS}/logs/figures/confusion_matrices.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/confusion_matrices.py"
 
@@ -79,6 +89,8 @@ rule figure_roc_curves:
         pdf=f"{RESULTS}/figures/roc_curves.pdf",
     log:
         f"{RESULTS}/logs/figures/roc_curves.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/roc_curves.py"
 
@@ -91,6 +103,8 @@ rule figure_variant_comparison:
         pdf=f"{RESULTS}/figures/variant_comparison.pdf",
     log:
         f"{RESULTS}/logs/figures/variant_comparison.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/variant_comparison.py"
 
@@ -103,6 +117,8 @@ rule figure_transfer_comparison:
         pdf=f"{RESULTS}/figures/transfer_comparison.pdf",
     log:
         f"{RESULTS}/logs/figures/transfer_comparison.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/transfer_comparison.py"
 
@@ -121,6 +137,8 @@ rule figure_saliency:
     threads: 1
     log:
         f"{RESULTS}/logs/figures/saliency.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/saliency.py"
 
@@ -137,5 +155,7 @@ rule figure_confident_errors:
         per_survey=6,
     log:
         f"{RESULTS}/logs/figures/confident_errors.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/confident_errors.py"

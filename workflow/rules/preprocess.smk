@@ -11,5 +11,7 @@ rule preprocess:
         f"{RESULTS}/logs/preprocess/{{survey}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/preprocess/{{survey}}.tsv"
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/preprocess.py"
