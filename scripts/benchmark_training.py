@@ -125,6 +125,7 @@ def published_loop(model_name: str, data, device: torch.device, seconds: float, 
         count += len(targets)
     synchronize(device)
     elapsed = time.perf_counter() - started
+    del batches, loader  # stop the loader's workers and pinning thread before the next measurement
     return {"images_per_s": count / elapsed, "seconds": elapsed, "models": 1, "cuda_graphs": False}
 
 
@@ -193,6 +194,7 @@ def main(argv=None) -> int:
     parser.add_argument("--deterministic", type=int, default=1, help="1: deterministic kernels (as the paper config)")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--no-published", action="store_true", help="skip the published loop")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="eager steps in rgmorph's loop")
     parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
     parser.add_argument("--check-graphs", action="store_true", help="only compare CUDA-graph, eager and CPU training")
     parser.add_argument("--study", action="append", default=None, metavar="CONFIG",
@@ -246,15 +248,27 @@ def main(argv=None) -> int:
             return 0
         return 0 if check_graphs(data, device, selected) else 3
 
-    rows = []
     header = ["device", "model", "loop", "models", "images_per_s", "ratio", "cuda_graphs", "seconds", "fit_images"]
+
+    def record(row: dict) -> None:
+        """Append one row to --out at once: a run stopped by a time limit keeps what it measured."""
+        if not arguments.out:
+            return
+        new = not arguments.out.exists()
+        arguments.out.parent.mkdir(parents=True, exist_ok=True)
+        with open(arguments.out, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({"device": name, "fit_images": len(data[1]), **row})
+
     print(f"{'model':<15} {'loop':<12} {'models':>6} {'images/s':>10} {'ratio':>7}  graphs", flush=True)
     for model_name in selected:
         reference = None
         if not arguments.no_published:
             try:
                 reference = published_loop(model_name, data, device, arguments.seconds, arguments.workers)
-                rows.append({"model": model_name, "loop": "published", **reference, "ratio": 1.0})
+                record({"model": model_name, "loop": "published", **reference, "ratio": 1.0})
                 print(f"{model_name:<15} {'published':<12} {1:>6} {reference['images_per_s']:>10.1f} {1.0:>7.2f}",
                       flush=True)
             except Exception as error:
@@ -262,25 +276,16 @@ def main(argv=None) -> int:
         for group in [int(size) for size in arguments.group_sizes.split(",")]:
             try:
                 result = batched_loop(model_name, data, device, arguments.seconds, group,
-                                      precision=arguments.precision)
+                                      cuda_graphs=not arguments.no_cuda_graphs, precision=arguments.precision)
             except Exception as error:
                 print(f"{model_name:<15} batched x{group} failed: {error!r}", flush=True)
                 continue
             ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
-            rows.append({"model": model_name, "loop": "batched", **result, "ratio": ratio})
+            record({"model": model_name, "loop": "batched", **result, "ratio": ratio})
             print(f"{model_name:<15} {'batched':<12} {group:>6} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
                   f"{result['cuda_graphs']}", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    if arguments.out:
-        new = not arguments.out.exists()
-        arguments.out.parent.mkdir(parents=True, exist_ok=True)
-        with open(arguments.out, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({"device": name, "fit_images": len(data[1]), **row})
     return 0
 
 

@@ -10,10 +10,11 @@ RESULTS_DIR/models/**/history.csv (the `train` rule); writes, under OUT_DIR:
 - training.json: per run, the epochs run and the kept epoch (best on validation) with its
   training and validation numbers;
 - loss/<survey>-<model>-seed<seed>.csv and accuracy/...: each run's training and validation
-  loss (accuracy) per epoch, one file per run, so that `dvc plots` draws one line per run.
+  loss (accuracy) per epoch, one file per run (`dvc plots` draws one plot per file).
 
-Why a separate view: DVC reads metrics from JSON/YAML/TOML only (the tables are CSV), and
-plots one line per file (the histories sit next to the checkpoints). Nothing is recomputed.
+Why a separate view: DVC reads metrics from JSON/YAML/TOML only (the tables are CSV), and a
+directory of plots must hold nothing but plot files (the histories sit next to the
+checkpoints). Nothing is recomputed.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def _config(path: Path) -> dict:
 def test_the_shipped_configs_pass(name):
     config = _config(REPO / "config" / name)
     assert config_check.schema_problems(config, SCHEMA) == []
-    assert config_check.model_problems(config["train"]["models"], models.available()) == []
+    assert config_check.model_problems(config["train"]["models"], models.variants()) == []
 
 
 def test_unknown_keys_and_wrong_types_are_named_with_their_dotted_key():

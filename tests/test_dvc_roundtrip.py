@@ -210,7 +210,8 @@ def test_dvc_metrics_and_plots_read_the_run(round_trip):
     shown = run(["dvc", "plots", "show", "-o", str(plots)], clone)
     assert "failed" not in (shown.stdout + shown.stderr).lower(), shown.stdout + shown.stderr
     page = (plots / "index.html").read_text()
-    assert "metrics/loss" in page and "metrics/accuracy" in page
+    # one plot per run and curve: training and validation loss (accuracy) per epoch
+    assert "metrics_loss_FIRST-tang2019-seed0_csv" in page and "metrics_accuracy_FIRST-tang2019-seed0_csv" in page
     for curve, columns in (("loss", ["train_loss", "val_loss"]), ("accuracy", ["train_accuracy", "val_accuracy"])):
         history = pd.read_csv(clone / "metrics" / curve / "FIRST-tang2019-seed0.csv")
         assert list(history.columns) == ["epoch", *columns] and len(history) == 2

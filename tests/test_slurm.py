@@ -2,7 +2,8 @@
 
 Skipped unless a Slurm controller answers (`sinfo`), e.g. after `scripts/slurm-cluster.sh start`
 as root on this machine; RGMORPH_SLURM_TESTS=1 makes a missing cluster a failure instead (CI).
-Runs scripts/run-quickstart-on-slurm.sh --fast (one seed, two epochs: every rule, a few minutes).
+Runs scripts/run-quickstart-on-slurm.sh --fast (one network, one seed, two epochs: every rule of the
+quick start as an sbatch job).
 """
 
 from __future__ import annotations
@@ -57,13 +58,13 @@ def test_every_job_ran_through_sbatch_and_completed(slurm_run):
     # one Slurm job per Snakemake job: each has its own Slurm log
     assert len(list((results / "slurm-logs").rglob("*.log"))) == len(jobs)
     assert (results / "tables" / "summary.csv").exists()
-    assert len(pd.read_csv(results / "tables" / "runs.csv")) == 2  # FIRST and NVSS, one seed
+    assert len(pd.read_csv(results / "tables" / "runs.csv")) >= 2  # FIRST and NVSS (and the transfer run)
 
 
 def test_training_jobs_ask_for_a_gpu_and_fall_back_to_the_cpu(slurm_run):
     run, results = slurm_run
-    train_jobs = [line for line in run.stdout.splitlines() if re.match(r"^\d+\s+train", line)]
-    assert len(train_jobs) == 2 and all("gpu" in line for line in train_jobs), run.stdout[-4000:]
+    train_jobs = [line for line in run.stdout.splitlines() if re.match(r"^\d+\s+train(_transfer)?_wildcards", line)]
+    assert len(train_jobs) >= 2 and all("gpu:1" in line for line in train_jobs), run.stdout[-4000:]
     # the profile's gpu=1 became the job's GPU request; with no CUDA device here, torch used the CPU
     for log in (results / "logs" / "train").rglob("*.log"):
-        assert re.search(r"device cpu", log.read_text()), log
+        assert "device cpu" in log.read_text(), log

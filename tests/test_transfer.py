@@ -95,7 +95,8 @@ def _plan(tmp_path, transfer):
 
 
 def test_the_workflow_plans_both_directions_beside_the_scratch_runs(tmp_path):
-    result = _plan(tmp_path, {"models": ["tang2019"]})  # both directions by default
+    result = _plan(tmp_path, {"models": ["tang2019"], "directions": [{"from": "NVSS", "to": "FIRST"},
+                                                                   {"from": "FIRST", "to": "NVSS"}]})
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(line.split()[:2] for line in result.stdout.splitlines()
                   if line[:1].isalpha() and line.split()[-1].isdigit())

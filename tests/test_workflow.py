@@ -86,7 +86,12 @@ def test_full_config_plans_every_stage(tmp_path):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     runs = len(config["surveys"]) * len(config["train"]["models"]) * len(config["train"]["seeds"])
     assert counts["fetch"] == "2" and counts["preprocess"] == "2"
-    assert counts["train"] == str(runs) and counts["evaluate"] == str(runs)
+    # one training job per (survey, model) trains all its seeds; each seed is evaluated on its own
+    assert counts["train"] == str(len(config["surveys"]) * len(config["train"]["models"]))
+    assert counts["evaluate"] == str(runs)
+    transfers = len(config["transfer"]["models"]) * len(config["transfer"]["directions"])
+    assert counts["train_transfer"] == str(transfers)
+    assert counts["evaluate_transfer"] == str(transfers * len(config["train"]["seeds"]))
     assert {"catalogue", "summarise", "figure_gallery", "figure_roc_curves"} <= set(counts)
 
 

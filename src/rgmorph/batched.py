@@ -353,15 +353,18 @@ class GroupTrainer:
                 torch.cuda.synchronize(self.device)
                 self.optimiser.zero_grad(set_to_none=True)
                 self._step(index, draws, masks)
+        elif self._side_stream is not None:  # warm-up before capture belongs on a side stream
+            self._side_stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(self._side_stream):
+                self.optimiser.zero_grad(set_to_none=True)
+                self._step(index, draws, masks)
+                self.optimiser.step()
+            torch.cuda.current_stream(self.device).wait_stream(self._side_stream)
+            self.steps_done += 1
+            return
         else:
             self.optimiser.zero_grad(set_to_none=True)
-            if self._side_stream is not None:  # warm-up before capture belongs on a side stream
-                self._side_stream.wait_stream(torch.cuda.current_stream(self.device))
-                with torch.cuda.stream(self._side_stream):
-                    self._step(index, draws, masks)
-                torch.cuda.current_stream(self.device).wait_stream(self._side_stream)
-            else:
-                self._step(index, draws, masks)
+            self._step(index, draws, masks)
         self.optimiser.step()
         self.steps_done += 1
 
@@ -371,7 +374,7 @@ class GroupTrainer:
         self.optimiser.zero_grad(set_to_none=True)
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph):  # no other thread may use CUDA meanwhile (no data loader here)
             self._step(static_index, static_draws, static_masks)
         grads = [parameter.grad for parameter in self._trainable()]
         self.graphs[index.shape[1]] = (graph, static_index, static_draws, static_masks, grads)

@@ -120,13 +120,13 @@ def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequen
 
 def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, metrics_path: str | Path,
                         predictions_path: str | Path, n_resamples: int = N_RESAMPLES,
-                        bootstrap_seed: int = BOOTSTRAP_SEED) -> dict:
+                        bootstrap_seed: int = BOOTSTRAP_SEED, device: str = "cpu") -> dict:
     import torch
 
     from rgmorph.preprocess import load_dataset
     from rgmorph.train import load_checkpoint, predict_logits
 
-    model, checkpoint = load_checkpoint(checkpoint_path)
+    model, checkpoint = load_checkpoint(checkpoint_path, device)  # predictions come back on the CPU
     dataset = load_dataset(dataset_path)
     if dataset["survey"] != checkpoint["survey"]:
         log.info("cross-survey evaluation: model trained on %s, tested on %s", checkpoint["survey"], dataset["survey"])

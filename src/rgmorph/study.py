@@ -61,6 +61,15 @@ def transfer_train_settings(config: dict, model: str) -> dict:
     return settings
 
 
+def transfer_run_files(config: dict, results: str, name: str) -> list[str]:
+    """One path per transfer run (model, direction, seed) for a per-run file such as 'metrics.json'."""
+    area = "models" if name in ("checkpoint.pt", "history.csv") else "evaluation"
+    transfer = config.get("transfer", {})
+    return [f"{results}/{area}/{direction['to']}/{model}/transfer-from-{direction['from']}/seed{seed}/{name}"
+            for model in transfer.get("models", []) for direction in transfer.get("directions", [])
+            for seed in config["train"]["seeds"]]
+
+
 def with_defaults(config: dict, schema: dict) -> dict:
     """``config`` with the schema's defaults filled in (as Snakemake's validate(set_default=True) does)."""
     config = copy.deepcopy(config)
@@ -201,7 +210,10 @@ def _evaluate_worker(checkpoint: str, dataset: str, metrics: str, predictions: s
 
     started = time.monotonic()
     try:
-        evaluate_checkpoint(checkpoint, dataset, metrics, predictions)
+        # the forward passes on the GPU when there is one (AlexNet, VGG or ResNet with 8 views per test
+        # image take a minute on one CPU core); the bootstrap on the CPU
+        evaluate_checkpoint(checkpoint, dataset, metrics, predictions,
+                            device="cuda" if torch.cuda.is_available() else "cpu")
         return {"job": metrics, "ok": True, "seconds": time.monotonic() - started}
     except Exception:
         return {"job": metrics, "ok": False, "seconds": time.monotonic() - started,
@@ -218,12 +230,21 @@ def _summarise_worker(metrics: list[str], runs_path: str, summary_path: str) -> 
 
 # ------------------------------------------------------------------------------- driver
 
+# rough training cost per image (forward + backward FLOPs at 150 x 150), for the order of the jobs
+_RELATIVE_COST = {"dn_equivariant": 25, "alexnet": 14, "vgg": 10, "resnet": 8, "tang2019": 1, "lenet": 1}
+
 
 def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cpu_jobs: int = 8,
               deadline_s: float | None = None) -> dict:
     """Train, evaluate and summarise every run of ``config``; returns timings and failures."""
     import pandas as pd
 
+    from rgmorph import config_check, models
+    from rgmorph.transfer import transfer_problems
+
+    config_check.raise_if_any(config_check.model_problems(config["train"]["models"], models.variants())
+                              + transfer_problems(config.get("transfer", {}), config["train"]["models"],
+                                                  list(config["surveys"])), "config")
     started = time.monotonic()
     results = Path(results).resolve()
     (results / "datasets").mkdir(parents=True, exist_ok=True)
@@ -233,10 +254,10 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
             target.symlink_to((Path(datasets) / f"{survey}.npz").resolve())
     seeds = config["train"]["seeds"]
     scratch, transfers = plan(config)
-    from rgmorph import models
-
     estimators = [job for job in scratch if models.is_estimator(job.model)]
-    networks = [job for job in scratch if not models.is_estimator(job.model)]
+    # longest first: the slowest networks must not start last
+    networks = sorted([job for job in scratch if not models.is_estimator(job.model)],
+                      key=lambda job: -_RELATIVE_COST.get(job.model, 1))
     context = multiprocessing.get_context("spawn")
     outcomes, failures = [], []
     late = lambda: deadline_s is not None and time.monotonic() - started > deadline_s  # noqa: E731

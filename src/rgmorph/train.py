@@ -146,8 +146,12 @@ def load_dataset(path: str | Path) -> dict:
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Eval-mode outputs for ``images``, computed where the model is, returned on the images' device."""
     model.eval()
-    return torch.cat([model(images[start:start + batch_size]) for start in range(0, len(images), batch_size)])
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else images.device
+    return torch.cat([model(images[start:start + batch_size].to(device)).to(images.device)
+                      for start in range(0, len(images), batch_size)])
 
 
 def _fit_and_validation(dataset: dict, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:

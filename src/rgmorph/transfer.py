@@ -25,6 +25,8 @@ def transfer_problems(transfer: dict, trained_models: Sequence[str], surveys: Se
     from rgmorph import models
 
     names = list(transfer.get("models", []))
+    if not names:
+        return []  # no transfer runs: directions are not used
     problems = [f"config key transfer.models: '{name}' is not in train.models {list(trained_models)}"
                 for name in names if name not in trained_models]
     problems += [f"config key transfer.models: '{name}' is not a network, so it cannot be fine-tuned"

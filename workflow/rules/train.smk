@@ -23,5 +23,7 @@ rule train:
         expand(f"{RESULTS}/logs/train/{{survey}}/{{model}}/seed{{seed}}.log", seed=SEEDS, allow_missing=True),
     benchmark:
         f"{RESULTS}/benchmarks/train/{{survey}}/{{model}}.tsv"
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/train.py"

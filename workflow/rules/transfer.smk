@@ -6,20 +6,16 @@
 # What the transfer maps onto what (NVSS pixels cover 8.3 times the angle of FIRST ones): see
 # src/rgmorph/transfer.py.
 
+from rgmorph import study
 from rgmorph import transfer as transfer_module
 
 TRANSFER = config.get("transfer", {})
-TRANSFER_MODELS = TRANSFER.get("models", [])
-TRANSFER_DIRECTIONS = [(direction["from"], direction["to"]) for direction in TRANSFER.get("directions", [])]
 
 config_check.raise_if_any(transfer_module.transfer_problems(TRANSFER, MODELS, SURVEYS), "config")
 
 
-def extra_run_files(name):
-    """Per-run files of the transfer runs, for the summaries and figures (see common.smk)."""
-    folder = "models" if name in ("checkpoint.pt", "history.csv") else "evaluation"
-    return [f"{RESULTS}/{folder}/{target}/{model}/transfer-from-{source}/seed{seed}/{name}"
-            for model in TRANSFER_MODELS for source, target in TRANSFER_DIRECTIONS for seed in SEEDS]
+# per-run files of the transfer runs, for the summaries and figures (the hook of common.smk's evaluation_files)
+extra_run_files = lambda name: study.transfer_run_files(config, RESULTS, name)
 
 
 rule train_transfer:
@@ -47,6 +43,8 @@ rule train_transfer:
                allow_missing=True),
     benchmark:
         f"{RESULTS}/benchmarks/train/{{survey}}/{{model}}-transfer-from-{{source}}.tsv"
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/train.py"
 
@@ -62,5 +60,7 @@ rule evaluate_transfer:
         source="|".join(SURVEYS),
     log:
         f"{RESULTS}/logs/evaluate/{{survey}}/{{model}}/transfer-from-{{source}}/seed{{seed}}.log",
+    conda:
+        "../../envs/rgmorph.yaml"
     script:
         "../scripts/evaluate.py"
