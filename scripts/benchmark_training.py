@@ -133,8 +133,8 @@ def published_loop(model_name: str, data, device: torch.device, seconds: float, 
 
 
 def batched_loop(model_name: str, data, device: torch.device, seconds: float, group: int, cuda_graphs: bool = True,
-                 precision: str = "fp32") -> dict:
-    options = EngineOptions(batch_size=BATCH, cuda_graphs=cuda_graphs, precision=precision)
+                 precision: str = "fp32", strategy: str = "auto") -> dict:
+    options = EngineOptions(batch_size=BATCH, cuda_graphs=cuda_graphs, precision=precision, strategy=strategy)
     trainer = GroupTrainer(model_name, {}, [Member(seed) for seed in range(group)], [data], options, device)
     for _ in range(2):  # warm-up; the second epoch captures the CUDA graphs
         trainer.train_epoch(1e-3)
@@ -144,7 +144,8 @@ def batched_loop(model_name: str, data, device: torch.device, seconds: float, gr
         trainer.train_epoch(1e-3)  # reads the epoch's losses back: synchronised
         count += group * trainer.fit_count
     elapsed = time.perf_counter() - started
-    return {"images_per_s": count / elapsed, "seconds": elapsed, "models": group, "cuda_graphs": trainer.use_graphs}
+    return {"images_per_s": count / elapsed, "seconds": elapsed, "models": group, "cuda_graphs": trainer.use_graphs,
+            "strategy": trainer.strategy}
 
 
 # ----------------------------------------------------------------------------- checks
@@ -185,6 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--survey", default="FIRST")
     parser.add_argument("--models", default=",".join(NETWORKS))
     parser.add_argument("--group-sizes", default="10", help="models stacked in rgmorph's loop, e.g. 1,10")
+    parser.add_argument("--strategies", default="auto",
+                        help="how stacked models run: vmap (one batched pass), loop (one pass each), auto; e.g. vmap,loop")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per loop and model")
     parser.add_argument("--workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 1)),
                         help="DataLoader workers of the published loop")
@@ -248,7 +251,8 @@ def main(argv=None) -> int:
             return 0
         return 0 if check_graphs(data, device, selected) else 3
 
-    header = ["device", "model", "loop", "models", "images_per_s", "ratio", "cuda_graphs", "seconds", "fit_images"]
+    header = ["device", "model", "loop", "models", "strategy", "images_per_s", "ratio", "cuda_graphs", "seconds",
+              "fit_images"]
 
     def record(row: dict) -> None:
         """Append one row to --out at once: a run stopped by a time limit keeps what it measured."""
@@ -262,28 +266,30 @@ def main(argv=None) -> int:
                 writer.writeheader()
             writer.writerow({"device": name, "fit_images": len(data[1]), **row})
 
-    print(f"{'model':<15} {'loop':<12} {'models':>6} {'images/s':>10} {'ratio':>7}  graphs", flush=True)
+    print(f"{'model':<15} {'loop':<18} {'models':>6} {'images/s':>10} {'ratio':>7}  graphs", flush=True)
     for model_name in selected:
         reference = None
         if not arguments.no_published:
             try:
                 reference = published_loop(model_name, data, device, arguments.seconds, arguments.workers)
                 record({"model": model_name, "loop": "published", **reference, "ratio": 1.0})
-                print(f"{model_name:<15} {'published':<12} {1:>6} {reference['images_per_s']:>10.1f} {1.0:>7.2f}",
+                print(f"{model_name:<15} {'published':<18} {1:>6} {reference['images_per_s']:>10.1f} {1.0:>7.2f}",
                       flush=True)
             except Exception as error:
                 print(f"{model_name:<15} published loop failed: {error!r}", flush=True)
         for group in [int(size) for size in arguments.group_sizes.split(",")]:
-            try:
-                result = batched_loop(model_name, data, device, arguments.seconds, group,
-                                      cuda_graphs=not arguments.no_cuda_graphs, precision=arguments.precision)
-            except Exception as error:
-                print(f"{model_name:<15} batched x{group} failed: {error!r}", flush=True)
-                continue
-            ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
-            record({"model": model_name, "loop": "batched", **result, "ratio": ratio})
-            print(f"{model_name:<15} {'batched':<12} {group:>6} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
-                  f"{result['cuda_graphs']}", flush=True)
+            for strategy in (arguments.strategies.split(",") if group > 1 else ["auto"]):
+                try:
+                    result = batched_loop(model_name, data, device, arguments.seconds, group,
+                                          cuda_graphs=not arguments.no_cuda_graphs, precision=arguments.precision,
+                                          strategy=strategy)
+                except Exception as error:
+                    print(f"{model_name:<15} batched x{group} ({strategy}) failed: {error!r}", flush=True)
+                    continue
+                ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
+                record({"model": model_name, "loop": "batched", **result, "ratio": ratio})
+                print(f"{model_name:<15} {'batched (' + result['strategy'] + ')':<18} {group:>6} "
+                      f"{result['images_per_s']:>10.1f} {ratio:>7.2f}  {result['cuda_graphs']}", flush=True)
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return 0

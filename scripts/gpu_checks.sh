@@ -52,9 +52,10 @@ if [ $rc -ne 0 ]; then GRAPHS=false; echo "graph check rc=$rc: the study and ben
 NOGRAPH=""
 [ "$GRAPHS" = false ] && NOGRAPH="--no-cuda-graphs"
 
-stage "2/4 benchmark: Tang CNN and LeNet, published loop vs rgmorph's (1 and 10 models at once), 8 s each"
+stage "2/4 benchmark: Tang CNN and LeNet, published loop vs rgmorph's (1 model; 10 models vmapped or looped), 6 s each"
 timeout "$(limit 120 300)" $PY scripts/benchmark_training.py --datasets "$DATA" --models tang2019,lenet \
-    --group-sizes 1,10 --seconds "${BENCH_SECONDS:-8}" --workers 8 $BENCH_FIT --out "$OUT/benchmark.csv" $NOGRAPH
+    --group-sizes 1,10 --strategies vmap,loop --seconds "${BENCH_SECONDS:-6}" --workers 8 $BENCH_FIT \
+    --out "$OUT/benchmark.csv" $NOGRAPH
 echo "rc=$?"
 
 stage "3/4 the paper config end to end (config/config.yaml: 7 variants x 2 surveys x 5 seeds + transfer both ways)"

@@ -140,3 +140,24 @@ def test_auto_test_time_augmentation_keeps_the_better_way_on_validation(dataset,
     assert checkpoint["best_epoch"] == history.loc[history["val_loss"].idxmin(), "epoch"]
     model, _ = load_checkpoint(tmp_path / "c.pt")
     assert isinstance(model, D4Average) == (chosen == "d4")
+
+
+def test_recomputed_batch_norm_statistics_are_those_of_the_fit_images():
+    data = _tiny_data()  # 8 fit images: one batch of 8
+    trainer = GroupTrainer("resnet", {"width": 8}, [Member(0), Member(1)], [data], EngineOptions(batch_size=8), "cpu")
+    trainer.train_epoch(1e-3)
+    trainer.buffers["features.1.running_mean"].fill_(123.0)  # stale statistics are replaced, not blended
+    trainer.recompute_batch_norm()
+    for index in range(2):
+        model = models.build("resnet", image_size=48, width=8)
+        model.load_state_dict(trainer.member_state(index, slot=None))
+        with torch.no_grad():
+            stem = model.features[0](data[0])  # the input of the first batch-norm layer
+        torch.testing.assert_close(model.features[1].running_mean, stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(model.features[1].running_var, stem.var((0, 2, 3), unbiased=True), rtol=1e-4,
+                                   atol=1e-6)
+    frozen = GroupTrainer("resnet", {"width": 8}, [Member(0)], [data],
+                          EngineOptions(batch_size=8, frozen=("features",)), "cpu")
+    before = frozen.buffers["features.1.running_mean"].clone()
+    frozen.recompute_batch_norm()
+    assert torch.equal(frozen.buffers["features.1.running_mean"], before)  # frozen layers keep theirs

@@ -185,6 +185,10 @@ class EngineOptions:
     precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
     cuda_graphs: bool = True
     frozen: Sequence[str] = ()  # module prefixes not trained (their batch norm stays in eval mode)
+    # 'recomputed': before each validation, batch-norm statistics are averaged afresh over the fit images
+    # (unaugmented, in batches of batch_size), as for "precise BN"; 'running': the usual running averages,
+    # which lag far behind the weights while they move fast and can make eval-mode scores meaningless
+    batch_norm_statistics: str = "recomputed"
     # 'vmap': one batched forward for all members (grouped convolutions); 'loop': one forward per member
     # (each member's arithmetic exactly that of a lone run); 'auto': vmap on CUDA, loop on the CPU, where
     # grouped-convolution backward passes are slow
@@ -273,7 +277,8 @@ class GroupTrainer:
         self.strategy = options.strategy if options.strategy != "auto" else (
             "vmap" if self.device.type == "cuda" and len(self.members) > 1 else "loop")
         self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
-        self.epochs_done = 0
+        self.epochs_done = 0  # in all, counting epochs before a resume
+        self.epochs_here = 0  # in this process
         # per slot (one per way of scoring validation), the best state of each member, on the device
         self.best: dict[str, tuple[dict, dict]] = {}
 
@@ -400,16 +405,52 @@ class GroupTrainer:
                  for name in self.dropout_sites}
         self.loss_sum.zero_()
         self.correct.zero_()
-        allow_capture = self.epochs_done >= 1  # the first epoch warms up eagerly
+        allow_capture = self.epochs_here >= 1  # this process's first epoch warms up eagerly (also after a resume)
         batch_size = self.options.batch_size
         for start in range(0, self.fit_count, batch_size):
             stop = min(start + batch_size, self.fit_count)
             self._run_step(order[:, start:stop], augment[:, start:stop],
                            {name: mask[:, start:stop] for name, mask in masks.items()}, allow_capture)
         self.epochs_done += 1
+        self.epochs_here += 1
         return (self.loss_sum / self.fit_count).cpu().numpy(), (self.correct.double() / self.fit_count).cpu().numpy()
 
     # ------------------------------------------------------------- validation
+
+    @torch.no_grad()
+    def recompute_batch_norm(self) -> None:
+        """Set every trained batch-norm layer's statistics to the average over the fit images of the
+        per-batch statistics, with the current weights (no random numbers are drawn)."""
+        if self.options.batch_norm_statistics != "recomputed":
+            return
+        frozen = {id(module) for prefix in self.options.frozen for module in self.template.get_submodule(prefix).modules()}
+        layers = [(name, module) for name, module in self.template.named_modules()
+                  if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+                  and id(module) not in frozen]
+        if not layers:
+            return
+        for name, _ in layers:
+            self.buffers[f"{name}.running_mean"].zero_()
+            self.buffers[f"{name}.running_var"].fill_(1.0)
+        momenta = [module.momentum for _, module in layers]
+        self.set_mode(True)
+        for module in self.template.modules():
+            if isinstance(module, MaskedDropout):
+                module.eval()
+        try:
+            batch_size = self.options.batch_size
+            for number, start in enumerate(range(0, self.fit_count, batch_size), start=1):
+                for _, module in layers:
+                    module.momentum = 1.0 / number  # running value = mean of the batches so far
+                index = torch.arange(start, min(start + batch_size, self.fit_count), device=self.device)
+                flat = (index[None, :] + self.offsets[:, None]).reshape(-1)
+                images = self.pool_images.index_select(0, flat)
+                with self._autocast():
+                    self._forward(images.view(len(self.members), -1, *images.shape[1:]), None)
+        finally:
+            for (_, module), momentum in zip(layers, momenta):
+                module.momentum = momentum
+            self.set_mode(True)
 
     @torch.no_grad()
     def member_logits(self, images_per_member: list[torch.Tensor], params: dict | None = None,
@@ -440,7 +481,7 @@ class GroupTrainer:
 
     @torch.no_grad()
     def validate(self, test_time_augmentation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(validation loss, accuracy) per member, in eval mode."""
+        """(validation loss, accuracy) per member, in eval mode (call ``recompute_batch_norm`` first)."""
         images = [self.validation[member.data][0] for member in self.members]
         labels = torch.stack([self.validation[member.data][1] for member in self.members])
         logits = self.member_logits(images, test_time_augmentation=test_time_augmentation)

@@ -5,7 +5,10 @@ The whole dataset sits on the device as one tensor, augmentation is batched ther
 of a job train together as one batched model (``rgmorph.batched``); each seed still has its own
 batches, augmentation, dropout, validation selection and checkpoint, so its results equal a run
 of that seed alone. A stratified validation part is held out of the training split; the test
-split is never read here.
+split is never read here. Before each validation, batch-norm statistics are recomputed over the
+fit images with the current weights (``batch_norm_statistics``): the running averages lag behind
+weights that move fast, and with them eval-mode validation scores swung from 0.80 to below the
+majority class between epochs.
 
 A job keeps its resumable state (weights, optimiser, random streams, best state, history so far)
 in ``last.pt`` beside its seed folders, written atomically after each epoch (or every
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 RESUME_FORMAT = 1
 # Settings that do not change what is computed (only where, how fast, or how often state is saved):
 # a run resumes across changes of these.
-_NOT_IN_FINGERPRINT = ("device", "threads", "checkpoint_interval_s", "resume", "cuda_graphs")
+_NOT_IN_FINGERPRINT = ("device", "threads", "checkpoint_interval_s", "resume", "cuda_graphs", "strategy")
 
 
 @dataclass
@@ -66,8 +69,10 @@ class TrainSettings:
     model_options: dict = field(default_factory=dict)
     device: str = "auto"
     threads: int | None = None
+    batch_norm_statistics: str = "recomputed"  # or 'running' (see rgmorph.batched.EngineOptions)
     precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
     cuda_graphs: bool = True
+    strategy: str = "auto"  # how the seeds' passes run: 'vmap', 'loop' or 'auto' (see rgmorph.batched)
     deterministic: bool = True
     resume: bool = True
     checkpoint_interval_s: float = 0.0  # least seconds between two writes of last.pt; 0: every epoch
@@ -181,7 +186,8 @@ def _engine_options(settings: TrainSettings, frozen: Sequence[str]) -> EngineOpt
                          weight_decay=settings.weight_decay, optimizer=settings.optimizer,
                          label_smoothing=settings.label_smoothing, augment=dict(settings.augment),
                          test_time_augmentation="d4" if settings.test_time_augmentation == "d4" else "none",
-                         precision=settings.precision,
+                         precision=settings.precision, batch_norm_statistics=settings.batch_norm_statistics,
+                         strategy=settings.strategy,
                          cuda_graphs=settings.cuda_graphs, frozen=tuple(frozen))
 
 
@@ -270,6 +276,7 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
     for epoch in range(first_epoch, settings.epochs + 1):
         learning_rate = trainer.learning_rate(epoch, settings.epochs, settings.lr_schedule)
         train_loss, train_accuracy = trainer.train_epoch(learning_rate)
+        trainer.recompute_batch_norm()
         scores = {mode: trainer.validate(mode) for mode in modes}
         elapsed = elapsed_before + time.monotonic() - started
         rows = [{"epoch": epoch, "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
