@@ -63,11 +63,12 @@ def transfer_train_settings(config: dict, model: str) -> dict:
 
 def transfer_run_files(config: dict, results: str, name: str) -> list[str]:
     """One path per transfer run (model, direction, seed) for a per-run file such as 'metrics.json'."""
+    from rgmorph.transfer import transfer_plan
+
     area = "models" if name in ("checkpoint.pt", "history.csv") else "evaluation"
-    transfer = config.get("transfer", {})
-    return [f"{results}/{area}/{direction['to']}/{model}/transfer-from-{direction['from']}/seed{seed}/{name}"
-            for model in transfer.get("models", []) for direction in transfer.get("directions", [])
-            for seed in config["train"]["seeds"]]
+    names, directions = transfer_plan(config)
+    return [f"{results}/{area}/{target}/{model}/transfer-from-{source}/seed{seed}/{name}"
+            for model in names for source, target in directions for seed in config["train"]["seeds"]]
 
 
 def with_defaults(config: dict, schema: dict) -> dict:
@@ -140,11 +141,11 @@ class TrainJob:
 
 def plan(config: dict) -> tuple[list[TrainJob], list[TrainJob]]:
     """(from-scratch jobs, transfer jobs) of a config."""
+    from rgmorph.transfer import transfer_plan
+
     scratch = [TrainJob(survey, model) for model in config["train"]["models"] for survey in config["surveys"]]
-    transfer = config.get("transfer", {})
-    transfers = [TrainJob(direction["to"], model, direction["from"]) for model in transfer.get("models", [])
-                 for direction in transfer.get("directions", [])]
-    return scratch, transfers
+    names, directions = transfer_plan(config)
+    return scratch, [TrainJob(target, model, source) for model in names for source, target in directions]
 
 
 def run_paths(results: Path, job: TrainJob, seeds, name: str) -> list[Path]:

@@ -21,23 +21,35 @@ from collections.abc import Sequence
 
 
 def transfer_problems(transfer: dict, trained_models: Sequence[str], surveys: Sequence[str]) -> list[str]:
-    """One line per problem with the config's ``transfer`` section, naming the key."""
+    """One line per problem with the config's ``transfer`` section, naming the key.
+
+    Names that are no model, the Gabor SVM (not a network) and a direction from a survey to itself are
+    problems. A model that ``train.models`` does not train, or a direction between surveys the config does
+    not list, is skipped instead (``transfer_plan``): a config that narrows ``train`` or ``surveys`` on top of
+    the paper config (Snakemake merges config files) need not repeat the transfer section.
+    """
     from rgmorph import models
 
     names = list(transfer.get("models", []))
-    if not names:
-        return []  # no transfer runs: directions are not used
-    problems = [f"config key transfer.models: '{name}' is not in train.models {list(trained_models)}"
-                for name in names if name not in trained_models]
+    problems = [f"config key transfer.models: unknown model '{name}'; available: {models.available()}"
+                for name in names if name not in models.variants()]
     problems += [f"config key transfer.models: '{name}' is not a network, so it cannot be fine-tuned"
                  for name in names if name in models.variants() and models.is_estimator(name)]
-    for direction in transfer.get("directions", []):
-        source, target = direction["from"], direction["to"]
-        problems += [f"config key transfer.directions: '{survey}' is not one of the surveys {list(surveys)}"
-                     for survey in (source, target) if survey not in surveys]
-        if source == target:
-            problems.append(f"config key transfer.directions: from and to are both '{source}'")
+    problems += [f"config key transfer.directions: from and to are both '{direction['from']}'"
+                 for direction in transfer.get("directions", []) if direction["from"] == direction["to"]]
     return problems
+
+
+def transfer_plan(config: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """(models, [(from, to), ...]) of the transfer runs: the transfer models that ``train.models`` trains,
+    between surveys that ``surveys`` lists."""
+    transfer = config.get("transfer", {})
+    trained = config["train"]["models"]
+    names = [name for name in transfer.get("models", []) if name in trained]
+    directions = [(direction["from"], direction["to"]) for direction in transfer.get("directions", [])
+                  if direction["from"] in config["surveys"] and direction["to"] in config["surveys"]
+                  and direction["from"] != direction["to"]]
+    return (names, directions) if names and directions else ([], [])
 
 
 def per_model(mapping: dict, model: str) -> list[str]:
