@@ -206,7 +206,9 @@ def main(argv=None) -> int:
     parser.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--gpu-jobs", type=int, default=4)
     parser.add_argument("--cpu-jobs", type=int, default=8)
-    parser.add_argument("--deadline-s", type=float, default=None)
+    parser.add_argument("--deadline-s", type=float, default=None, help="study: start no transfer job after this")
+    parser.add_argument("--hard-deadline-s", type=float, default=None,
+                        help="study: stop unfinished jobs after this and summarise what was evaluated")
     arguments = parser.parse_args(argv)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -228,7 +230,7 @@ def main(argv=None) -> int:
         config = study.load_config(arguments.study, overrides)
         started = time.perf_counter()
         outcome = study.run_study(config, arguments.datasets, arguments.study_results, arguments.gpu_jobs,
-                                  arguments.cpu_jobs, arguments.deadline_s)
+                                  arguments.cpu_jobs, arguments.deadline_s, arguments.hard_deadline_s)
         elapsed = time.perf_counter() - started
         print(study.describe(outcome["summary"]))
         trained = [item for item in outcome["outcomes"] if item.get("kind") == "train" and item["ok"]]

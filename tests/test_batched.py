@@ -156,8 +156,10 @@ def test_recomputed_batch_norm_statistics_are_those_of_the_fit_images():
         torch.testing.assert_close(model.features[1].running_mean, stem.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(model.features[1].running_var, stem.var((0, 2, 3), unbiased=True), rtol=1e-4,
                                    atol=1e-6)
-    frozen = GroupTrainer("resnet", {"width": 8}, [Member(0)], [data],
-                          EngineOptions(batch_size=8, frozen=("features",)), "cpu")
-    before = frozen.buffers["features.1.running_mean"].clone()
-    frozen.recompute_batch_norm()
-    assert torch.equal(frozen.buffers["features.1.running_mean"], before)  # frozen layers keep theirs
+    for frozen_batch_norm, kept in (("keep", True), ("adapt", False)):
+        frozen = GroupTrainer("resnet", {"width": 8}, [Member(0)], [data],
+                              EngineOptions(batch_size=8, frozen=("features",), frozen_batch_norm=frozen_batch_norm),
+                              "cpu")
+        before = frozen.buffers["features.1.running_mean"].clone()
+        frozen.recompute_batch_norm()
+        assert torch.equal(frozen.buffers["features.1.running_mean"], before) == kept, frozen_batch_norm

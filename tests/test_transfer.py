@@ -45,16 +45,30 @@ def runs(tmp_path_factory):
     return folder, target, pretrained, fine_tuned, checkpoints
 
 
-def test_frozen_layers_keep_the_pretrained_weights_and_statistics(runs):
+def test_frozen_layers_keep_the_pretrained_weights_and_adapt_their_batch_norm_statistics(runs):
     _, _, pretrained, _, checkpoints = runs
     for path, checkpoint in zip(pretrained, checkpoints):
         before = torch.load(path, weights_only=False)["state_dict"]
         after = checkpoint["state_dict"]
+        statistics = [key for key in before if key.startswith("features.") and "running_" in key]
         for key, value in before.items():
-            if key.startswith("features."):  # weights and batch-norm running statistics alike
-                assert torch.equal(after[key], value), key
+            if key.startswith("features.") and key not in statistics and "num_batches" not in key:
+                assert torch.equal(after[key], value), key  # weights, batch-norm scales and shifts
+        # the new survey's statistics (AdaBN)
+        assert not any(torch.equal(after[key], before[key]) for key in statistics)
         assert not torch.equal(after["classifier.2.weight"], before["classifier.2.weight"])
         assert checkpoint["trainable_parameters"] == 8 * 8 * 2 + 2 < checkpoint["parameters"]
+        assert checkpoint["frozen_batch_norm"] == "adapt"
+
+
+def test_frozen_batch_norm_can_keep_the_pretrained_statistics(runs, tmp_path):
+    folder, target, pretrained, _, _ = runs
+    kept = train_group(target, "resnet", [0], SETTINGS, [tmp_path / "c.pt"], [tmp_path / "h.csv"],
+                       transfer=TransferSpec("SRC", pretrained[:1], frozen=["features"], batch_norm="keep"))[0]
+    before = torch.load(pretrained[0], weights_only=False)["state_dict"]
+    for key, value in before.items():
+        if key.startswith("features."):
+            assert torch.equal(kept["state_dict"][key], value), key
 
 
 def test_checkpoint_and_metrics_say_what_was_transferred(runs, tmp_path):

@@ -184,7 +184,11 @@ class EngineOptions:
     test_time_augmentation: str = "none"  # 'd4': validation scores average the 8 D4 views
     precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
     cuda_graphs: bool = True
-    frozen: Sequence[str] = ()  # module prefixes not trained (their batch norm stays in eval mode)
+    frozen: Sequence[str] = ()  # module prefixes whose weights are not trained
+    # batch norm inside frozen modules: 'adapt' normalises with the statistics of this training data (batch
+    # statistics in training, recomputed ones in validation: AdaBN, for a new survey), 'keep' with the
+    # pre-trained running statistics (the modules stay in eval mode)
+    frozen_batch_norm: str = "adapt"
     # 'recomputed': before each validation, batch-norm statistics are averaged afresh over the fit images
     # (unaugmented, in batches of batch_size), as for "precise BN"; 'running': the usual running averages,
     # which lag far behind the weights while they move fast and can make eval-mode scores meaningless
@@ -246,7 +250,8 @@ class GroupTrainer:
         _replace_dropout(template)
         self.dropout_sites = _dropout_sites(template, in_channels, image_size)
         self.template = template.to("meta")
-        self.frozen_modules = [self.template.get_submodule(prefix) for prefix in options.frozen]
+        self.frozen_modules = ([self.template.get_submodule(prefix) for prefix in options.frozen]
+                               if options.frozen_batch_norm == "keep" else [])
         del built
 
         # data: every dataset's fit images in one device tensor; members index into it
@@ -312,7 +317,7 @@ class GroupTrainer:
     def set_mode(self, training: bool) -> None:
         self.template.train(training)
         for module in self.frozen_modules:
-            module.eval()  # frozen layers keep the pre-trained batch-norm statistics
+            module.eval()  # frozen layers keep the pre-trained batch-norm statistics ('keep')
 
     # --------------------------------------------------------------- training
 
@@ -423,7 +428,7 @@ class GroupTrainer:
         per-batch statistics, with the current weights (no random numbers are drawn)."""
         if self.options.batch_norm_statistics != "recomputed":
             return
-        frozen = {id(module) for prefix in self.options.frozen for module in self.template.get_submodule(prefix).modules()}
+        frozen = {id(module) for kept in self.frozen_modules for module in kept.modules()}
         layers = [(name, module) for name, module in self.template.named_modules()
                   if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
                   and id(module) not in frozen]

@@ -56,7 +56,7 @@ def transfer_train_settings(config: dict, model: str) -> dict:
     transfer = config.get("transfer", {})
     settings = model_train_settings(config, model)
     settings.update({key: value for key, value in transfer.items()
-                     if key not in ("models", "directions", "freeze", "reinitialise", "per_model")})
+                     if key not in ("models", "directions", "freeze", "reinitialise", "batch_norm", "per_model")})
     settings.update(transfer.get("per_model", {}).get(model, {}))
     return settings
 
@@ -190,7 +190,8 @@ def _train_worker(job: TrainJob, config: dict, results: str) -> dict:
     if job.source:
         transfer = TransferSpec(job.source, run_paths(results, TrainJob(job.source, job.model), seeds, "checkpoint.pt"),
                                 frozen=per_model(config["transfer"].get("freeze", {}), job.model),
-                                reinitialise=per_model(config["transfer"].get("reinitialise", {}), job.model))
+                                reinitialise=per_model(config["transfer"].get("reinitialise", {}), job.model),
+                                batch_norm=config["transfer"].get("batch_norm", "adapt"))
     try:
         train_group(results / "datasets" / f"{job.survey}.npz", job.model, seeds, settings,
                     run_paths(results, job, seeds, "checkpoint.pt"), run_paths(results, job, seeds, "history.csv"),
@@ -231,13 +232,22 @@ def _summarise_worker(metrics: list[str], runs_path: str, summary_path: str) -> 
 
 # ------------------------------------------------------------------------------- driver
 
+
+def _kill(executor: futures.ProcessPoolExecutor) -> None:
+    for process in list(getattr(executor, "_processes", {}).values()):  # the pool's own worker processes
+        process.kill()
+
 # rough training cost per image (forward + backward FLOPs at 150 x 150), for the order of the jobs
 _RELATIVE_COST = {"dn_equivariant": 25, "alexnet": 14, "vgg": 10, "resnet": 8, "tang2019": 1, "lenet": 1}
 
 
 def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cpu_jobs: int = 8,
-              deadline_s: float | None = None) -> dict:
-    """Train, evaluate and summarise every run of ``config``; returns timings and failures."""
+              deadline_s: float | None = None, hard_deadline_s: float | None = None) -> dict:
+    """Train, evaluate and summarise every run of ``config``; returns timings and failures.
+
+    After ``deadline_s`` seconds no further transfer job starts; at ``hard_deadline_s`` every unfinished
+    job is stopped and what was evaluated so far is summarised.
+    """
     import pandas as pd
 
     from rgmorph import config_check, models
@@ -262,9 +272,10 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
     context = multiprocessing.get_context("spawn")
     outcomes, failures = [], []
     late = lambda: deadline_s is not None and time.monotonic() - started > deadline_s  # noqa: E731
-    with futures.ProcessPoolExecutor(gpu_jobs, mp_context=context) as gpu, \
-            futures.ProcessPoolExecutor(cpu_jobs, mp_context=context) as cpu:
-        pending: dict[futures.Future, tuple[str, object]] = {}
+    gpu = futures.ProcessPoolExecutor(gpu_jobs, mp_context=context)
+    cpu = futures.ProcessPoolExecutor(cpu_jobs, mp_context=context)
+    pending: dict[futures.Future, tuple[str, object]] = {}
+    try:
         for job in networks:
             pending[gpu.submit(_train_worker, job, config, str(results))] = ("train", job)
         for job in estimators:
@@ -272,7 +283,15 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
         finished_scratch: set[tuple[str, str]] = set()
         waiting = list(transfers)
         while pending:
-            done, _ = futures.wait(list(pending), return_when=futures.FIRST_COMPLETED)
+            timeout = None if hard_deadline_s is None else max(0.0, hard_deadline_s - (time.monotonic() - started))
+            done, _ = futures.wait(list(pending), timeout=timeout, return_when=futures.FIRST_COMPLETED)
+            if not done:  # the hard deadline: stop everything, summarise what was evaluated
+                log.warning("hard deadline: stopping %d unfinished jobs", len(pending))
+                failures += [{"job": str(job), "ok": False, "error": f"{kind} stopped at the hard deadline"}
+                             for kind, job in pending.values()]
+                _kill(gpu)
+                _kill(cpu)
+                break
             for future in done:
                 kind, job = pending.pop(future)
                 try:
@@ -303,20 +322,25 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
                         failures.append({"job": transfer.name, "ok": False, "error": "not started: deadline"})
                         continue
                     pending[gpu.submit(_train_worker, transfer, config, str(results))] = ("train", transfer)
-        for transfer in waiting:
-            failures.append({"job": transfer.name, "ok": False, "error": "its pre-trained runs failed"})
-        train_seconds = time.monotonic() - started
+        else:
+            for transfer in waiting:
+                failures.append({"job": transfer.name, "ok": False, "error": "its pre-trained runs failed"})
+    finally:
+        gpu.shutdown(wait=False, cancel_futures=True)
+        cpu.shutdown(wait=False, cancel_futures=True)
+    train_seconds = time.monotonic() - started
 
-        # summary: one bootstrap per variant, in parallel, then the tables the workflow writes
-        metrics = sorted(results.glob("evaluation/**/metrics.json"))
-        groups: dict[Path, list[str]] = {}
-        for path in metrics:
-            groups.setdefault(path.parent.parent, []).append(str(path))
-        parts = results / "tables" / "parts"
-        parts.mkdir(parents=True, exist_ok=True)
-        jobs = {cpu.submit(_summarise_worker, paths, str(parts / f"runs{k}.csv"), str(parts / f"summary{k}.csv")): k
+    # summary: one bootstrap per variant, in parallel, then the tables the workflow writes
+    metrics = sorted(results.glob("evaluation/**/metrics.json"))
+    groups: dict[Path, list[str]] = {}
+    for path in metrics:
+        groups.setdefault(path.parent.parent, []).append(str(path))
+    parts = results / "tables" / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    summarised = []
+    with futures.ProcessPoolExecutor(cpu_jobs, mp_context=context) as pool:
+        jobs = {pool.submit(_summarise_worker, paths, str(parts / f"runs{k}.csv"), str(parts / f"summary{k}.csv")): k
                 for k, paths in enumerate(groups.values())}
-        summarised = []
         for future in futures.as_completed(jobs):
             try:
                 future.result()
@@ -324,7 +348,9 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
             except Exception as error:
                 failures.append({"job": f"summary of {list(groups)[jobs[future]]}", "ok": False, "error": repr(error)})
     if not summarised:
-        raise RuntimeError(f"no run was evaluated; failures: {failures}")
+        log.error("no run was evaluated")
+        return {"seconds": time.monotonic() - started, "train_and_evaluate_seconds": train_seconds, "runs": 0,
+                "failures": failures, "outcomes": outcomes, "summary": pd.DataFrame()}
     summarised.sort()
     runs = pd.concat([pd.read_csv(parts / f"runs{k}.csv") for k in summarised], ignore_index=True)
     runs = runs.sort_values(["model", "mode", "trained_on", "survey", "seed"]).reset_index(drop=True)
@@ -346,6 +372,8 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
 
 def describe(summary) -> str:
     """Mean +/- std over seeds of test accuracy and AUROC, one line per variant."""
+    if summary.empty:
+        return "(no run was evaluated)"
     lines = [f"{'model':<15} {'mode':<9} {'trained on':<10} {'tested on':<9} {'seeds':>5}  "
              f"{'accuracy':>15}  {'AUROC':>15}"]
     for row in summary.itertuples(index=False):
@@ -365,6 +393,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-jobs", type=int, default=8, help="evaluations (and Gabor SVM fits) at once")
     parser.add_argument("--deadline-s", type=float, default=None,
                         help="start no transfer job after this many seconds (what was trained is still summarised)")
+    parser.add_argument("--hard-deadline-s", type=float, default=None,
+                        help="stop every unfinished job after this many seconds and summarise what was evaluated")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides: dict = {}
@@ -372,7 +402,7 @@ def main(argv=None) -> int:
         _deep_update(overrides, parse_override(text))
     config = load_config(arguments.config, overrides)
     outcome = run_study(config, arguments.datasets, arguments.results, arguments.gpu_jobs, arguments.cpu_jobs,
-                        arguments.deadline_s)
+                        arguments.deadline_s, arguments.hard_deadline_s)
     print(describe(outcome["summary"]))
     trained = [item for item in outcome["outcomes"] if item.get("kind") == "train" and item["ok"]]
     print(f"\n{len(trained)} training jobs, {outcome['runs']} evaluated runs, {len(outcome['failures'])} failures; "

@@ -90,8 +90,10 @@ class TransferSpec:
 
     source: str  # the survey the checkpoints were trained on
     checkpoints: Sequence[str | Path]
-    frozen: Sequence[str] = ()  # module prefixes kept as pre-trained (e.g. 'features')
+    frozen: Sequence[str] = ()  # module prefixes whose weights stay as pre-trained (e.g. 'features')
     reinitialise: Sequence[str] = ()  # module prefixes re-initialised from the seed instead of copied
+    # batch norm in frozen layers: 'adapt' to the new survey's statistics, or 'keep' the pre-trained ones
+    batch_norm: str = "adapt"
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -181,14 +183,14 @@ def default_state_path(checkpoint_paths: Sequence[str | Path]) -> Path:
     return parent / "last.pt"
 
 
-def _engine_options(settings: TrainSettings, frozen: Sequence[str]) -> EngineOptions:
+def _engine_options(settings: TrainSettings, frozen: Sequence[str], frozen_batch_norm: str = "adapt") -> EngineOptions:
     return EngineOptions(batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          weight_decay=settings.weight_decay, optimizer=settings.optimizer,
                          label_smoothing=settings.label_smoothing, augment=dict(settings.augment),
                          test_time_augmentation="d4" if settings.test_time_augmentation == "d4" else "none",
                          precision=settings.precision, batch_norm_statistics=settings.batch_norm_statistics,
                          strategy=settings.strategy,
-                         cuda_graphs=settings.cuda_graphs, frozen=tuple(frozen))
+                         cuda_graphs=settings.cuda_graphs, frozen=tuple(frozen), frozen_batch_norm=frozen_batch_norm)
 
 
 def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,
@@ -237,11 +239,13 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
                               reinitialise=tuple(transfer.reinitialise) if transfer else ()))
     trainer = GroupTrainer(model_name, settings.model_options, members,
                            [(images[fit_index], labels[fit_index], images[validation_index], labels[validation_index])],
-                           _engine_options(settings, frozen), device, num_classes=len(class_names))
+                           _engine_options(settings, frozen, transfer.batch_norm if transfer else "adapt"), device,
+                           num_classes=len(class_names))
     run_mode = "transfer" if transfer else "scratch"
     log.info("%s on %s (%s%s), seeds %s trained together: %d parameters (%d trained); %d fit / %d validation "
              "images; device %s, CUDA graphs %s, %s", model_name, dataset["survey"], run_mode,
-             f" from {transfer.source}, frozen {list(frozen) or 'none'}" if transfer else "", seeds,
+             f" from {transfer.source}, frozen {list(frozen) or 'none'} (batch norm: {transfer.batch_norm})"
+             if transfer else "", seeds,
              trainer.parameter_count, trainer.trainable_count, len(fit_index), len(validation_index), device,
              "on" if trainer.use_graphs else "off", settings.precision)
 
@@ -249,7 +253,8 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
         format=RESUME_FORMAT, model=model_name, seeds=seeds, dataset_sha256=dataset_sha,
         settings={key: value for key, value in asdict(settings).items() if key not in _NOT_IN_FINGERPRINT},
         pretrained=[item["sha256"] for item in pretrained], frozen=frozen,
-        reinitialise=list(transfer.reinitialise) if transfer else [])
+        reinitialise=list(transfer.reinitialise) if transfer else [],
+        frozen_batch_norm=transfer.batch_norm if transfer else None)
     state_path = Path(state_path) if state_path else default_state_path(checkpoint_paths)
     # 'auto' scores validation both ways every epoch, keeps a best state for each, and keeps per seed
     # the way whose best validation score is better
@@ -354,6 +359,7 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
                 "pretrained_checkpoint": pretrained[k]["path"],
                 "pretrained_checkpoint_sha256": pretrained[k]["sha256"],
                 "reinitialised": list(transfer.reinitialise),
+                "frozen_batch_norm": transfer.batch_norm,
                 "pretrained_pixel_scale_arcsec": pretrained[k]["pixel_scale_arcsec"],
             })
         _save_torch_atomic(checkpoint_paths[k], checkpoint)

@@ -35,6 +35,7 @@ rule train_transfer:
         seeds=SEEDS,
         frozen=lambda wildcards: transfer_module.per_model(TRANSFER.get("freeze", {}), wildcards.model),
         reinitialise=lambda wildcards: transfer_module.per_model(TRANSFER.get("reinitialise", {}), wildcards.model),
+        batch_norm=TRANSFER.get("batch_norm", "adapt"),
     threads: config["train"]["threads"]
     resources:
         gpu=0,

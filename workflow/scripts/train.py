@@ -14,7 +14,8 @@ with logged(snakemake.log[0]):
     transfer = None
     if "pretrained" in snakemake.input.keys():
         transfer = TransferSpec(source=snakemake.wildcards.source, checkpoints=list(snakemake.input.pretrained),
-                                frozen=snakemake.params.frozen, reinitialise=snakemake.params.reinitialise)
+                                frozen=snakemake.params.frozen, reinitialise=snakemake.params.reinitialise,
+                                batch_norm=snakemake.params.batch_norm)
     train_group(
         dataset_path=snakemake.input.dataset,
         model_name=snakemake.wildcards.model,
