@@ -70,6 +70,17 @@ def build(name: str, in_channels: int = 1, num_classes: int = 2, image_size: int
     return constructor(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
 
 
+def flattened_size(features: torch.nn.Module, in_channels: int, image_size: int) -> int:
+    """Number of features ``features`` yields for one image, probed in eval mode so that the
+    probe leaves batch norm's running statistics untouched."""
+    was_training = features.training
+    features.eval()
+    with torch.no_grad():
+        size = features(torch.zeros(1, in_channels, image_size, image_size)).numel()
+    features.train(was_training)
+    return size
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models import flattened_size, register
 
 
 def _normalisation(norm: str, channels: int) -> nn.Module:
@@ -39,11 +39,7 @@ class AlexNet(nn.Module):
             nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), _pool(),
         )
-        # eval mode: the dummy pass must not update the batch-norm running statistics
-        self.features.eval()
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, in_channels, image_size, image_size)).numel()
-        self.features.train()
+        flat = flattened_size(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 4096), nn.ReLU(), nn.Dropout(dropout),

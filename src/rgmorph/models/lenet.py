@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models import flattened_size, register
 
 
 def lenet_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -25,8 +25,7 @@ class LeNet(nn.Module):
             nn.Conv2d(in_channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
         )
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, in_channels, image_size, image_size)).numel()
+        flat = flattened_size(self.features, in_channels, image_size)
         self.classifier = lenet_head(flat, num_classes, dropout)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

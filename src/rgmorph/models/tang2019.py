@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models import flattened_size, register
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
@@ -22,11 +22,7 @@ class Tang2019CNN(nn.Module):
             *_conv_block(24, 24, 3),
             *_conv_block(24, 16, 3), nn.MaxPool2d(5),
         )
-        # Eval mode: the size probe must not touch batch norm's running statistics.
-        self.features.eval()
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, in_channels, image_size, image_size)).numel()
-        self.features.train()
+        flat = flattened_size(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, 256), nn.ReLU(), nn.Dropout(dropout),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models import flattened_size, register
 
 
 def _stage(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:
@@ -35,11 +35,7 @@ class VGG(nn.Module):
         for stage_in, stage_out in zip([in_channels, *widths[:-1]], widths):
             stages += _stage(stage_in, stage_out, convs_per_stage)
         self.features = nn.Sequential(*stages)
-        # eval mode: the dummy pass must not update the batch-norm running statistics
-        self.features.eval()
-        with torch.no_grad():
-            flat = self.features(torch.zeros(1, in_channels, image_size, image_size)).numel()
-        self.features.train()
+        flat = flattened_size(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Linear(flat, hidden), nn.ReLU(), nn.Dropout(dropout),
