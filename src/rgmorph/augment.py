@@ -12,19 +12,25 @@ import torch
 import torch.nn.functional as F
 
 
-def random_affine_matrices(count: int, generator: torch.Generator, device: torch.device | str,
-                           rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
-    """(count, 2, 3) matrices for affine_grid: a flip (optional) followed by a rotation."""
-    draws = torch.rand(count, 3, generator=generator, device=device)
-    angle = draws[:, 0] * (2 * math.pi) if rotate else torch.zeros(count, device=device)
-    flip_x = torch.where(draws[:, 1] < 0.5, -1.0, 1.0) if hflip else torch.ones(count, device=device)
-    flip_y = torch.where(draws[:, 2] < 0.5, -1.0, 1.0) if vflip else torch.ones(count, device=device)
+def affine_matrices(draws: torch.Tensor, rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
+    """(N, 2, 3) matrices for affine_grid from (N, 3) uniform draws (angle, left-right, top-bottom):
+    a flip (optional) followed by a rotation."""
+    ones = torch.ones(draws.shape[0], device=draws.device, dtype=draws.dtype)
+    angle = draws[:, 0] * (2 * math.pi) if rotate else torch.zeros_like(ones)
+    flip_x = torch.where(draws[:, 1] < 0.5, -ones, ones) if hflip else ones
+    flip_y = torch.where(draws[:, 2] < 0.5, -ones, ones) if vflip else ones
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero = torch.zeros_like(angle)
     return torch.stack([
         torch.stack([cos * flip_x, -sin * flip_y, zero], dim=1),
         torch.stack([sin * flip_x, cos * flip_y, zero], dim=1),
     ], dim=1)
+
+
+def random_affine_matrices(count: int, generator: torch.Generator, device: torch.device | str,
+                           rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
+    """(count, 2, 3) matrices for affine_grid from fresh seeded draws."""
+    return affine_matrices(torch.rand(count, 3, generator=generator, device=device), rotate, hflip, vflip)
 
 
 def apply_affine(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:

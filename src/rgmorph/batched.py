@@ -43,6 +43,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from rgmorph import models
+from rgmorph.augment import affine_matrices
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +77,6 @@ class RunStreams:
     def load_state(self, state: dict) -> None:
         for purpose, generator in self.generators.items():
             generator.set_state(state[purpose])
-
-
-def affine_matrices(draws: torch.Tensor, rotate: bool = True, hflip: bool = True, vflip: bool = True) -> torch.Tensor:
-    """(N, 2, 3) affine_grid matrices from (N, 3) uniform draws (angle, left-right, top-bottom): the
-    same transform as ``rgmorph.augment.random_affine_matrices`` makes from the same draws."""
-    count = draws.shape[0]
-    ones = torch.ones(count, device=draws.device, dtype=draws.dtype)
-    angle = draws[:, 0] * (2 * math.pi) if rotate else torch.zeros_like(ones)
-    flip_x = torch.where(draws[:, 1] < 0.5, -ones, ones) if hflip else ones
-    flip_y = torch.where(draws[:, 2] < 0.5, -ones, ones) if vflip else ones
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    zero = torch.zeros_like(angle)
-    return torch.stack([
-        torch.stack([cos * flip_x, -sin * flip_y, zero], dim=1),
-        torch.stack([sin * flip_x, cos * flip_y, zero], dim=1),
-    ], dim=1)
 
 
 def augment_batch(images: torch.Tensor, draws: torch.Tensor, rotate: bool, hflip: bool, vflip: bool) -> torch.Tensor:

@@ -20,6 +20,7 @@ from astropy.stats import sigma_clip
 
 from rgmorph.fetch import USABLE_STATUSES
 from rgmorph.io import atomic_path, sha256_file
+from rgmorph.dataset import load_dataset  # noqa: F401  (the format is written here)
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,3 @@ def _checked_inputs(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: P
     return table, excluded
 
 
-def load_dataset(path: str | Path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        dataset = {key: data[key] for key in data.files}
-    dataset["class_names"] = [str(name) for name in dataset["class_names"]]
-    dataset["survey"] = str(dataset["survey"])
-    return dataset

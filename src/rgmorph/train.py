@@ -42,6 +42,7 @@ import rgmorph
 from rgmorph import models
 from rgmorph.batched import D4Average, EngineOptions, GroupTrainer, Member
 from rgmorph.io import sha256_file, write_bytes_atomic, write_csv_atomic
+from rgmorph.dataset import load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,6 @@ def run_environment(device: torch.device) -> dict:
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads(),
     }
-
-
-def load_dataset(path: str | Path) -> dict:
-    """The dataset .npz (see ``rgmorph.preprocess``), read with numpy alone."""
-    with np.load(path, allow_pickle=False) as data:
-        dataset = {key: data[key] for key in data.files}
-    dataset["class_names"] = [str(name) for name in dataset["class_names"]]
-    dataset["survey"] = str(dataset["survey"])
-    return dataset
 
 
 @torch.no_grad()
