@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test lint clean-results
+.PHONY: quickstart full test lint clean-results pull publish
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,20 @@ quickstart: $(STAMP)
 full: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	$(BIN)/snakemake --report results/report.html --configfile config/config.yaml
+
+# The run dvc.yaml versions: the full study narrowed by config/published.yaml (docs/dvc.md)
+PUBLISHED := --configfile config/config.yaml config/published.yaml
+
+# Pull the published run from the DVC remote and remake its figures (no fetching, no training)
+pull: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH scripts/dvc-pull.sh
+	$(BIN)/snakemake --profile workflow/profiles/default $(PUBLISHED)
+
+# Run (or update) the published run, record it in dvc.lock and push its data to the remote
+publish: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+	$(BIN)/dvc push
+	@echo "publish: now commit the run: git add dvc.lock metrics && git commit"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

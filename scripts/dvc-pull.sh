@@ -12,7 +12,7 @@
 #    left from another revision must not pass for this one's;
 # 2. `snakemake --touch --forceall` marks every job whose outputs are on disk as done, in
 #    dependency order (modification times then increase along the DAG), and records its
-#    metadata (params, code), so a later change to config/config.yaml still reruns the jobs
+#    metadata (params, code), so a later change to the configuration still reruns the jobs
 #    it affects. Jobs whose outputs are missing (the figures) are left to the next run.
 # Then `snakemake --profile workflow/profiles/default` makes the figures, and only them.
 #
@@ -23,7 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ -x .venv/bin/dvc && ":$PATH:" != *":$PWD/.venv/bin:"* ]]; then
     PATH="$PWD/.venv/bin:$PATH"
 fi
-CONFIG=config/config.yaml   # the configuration dvc.yaml versions
+CONFIG=(config/config.yaml config/published.yaml)   # the configuration dvc.yaml versions, merged in this order
 
 case "${1:-}" in
     --no-pull) ;;
@@ -31,7 +31,12 @@ case "${1:-}" in
     *) dvc pull "$@" ;;
 esac
 
-results=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get("results_dir", "results"))' "$CONFIG")
+results=$(python -c '
+import sys, yaml
+results_dir = "results"
+for path in sys.argv[1:]:
+    results_dir = (yaml.safe_load(open(path)) or {}).get("results_dir", results_dir)
+print(results_dir)' "${CONFIG[@]}")
 rm -rf -- "$results/figures"
-snakemake --profile workflow/profiles/default --configfile "$CONFIG" --touch --forceall --quiet rules
-echo "dvc-pull: every output on disk is up to date for Snakemake; 'snakemake --profile workflow/profiles/default' makes the rest (figures)." >&2
+snakemake --profile workflow/profiles/default --configfile "${CONFIG[@]}" --touch --forceall --quiet rules
+echo "dvc-pull: every output on disk is up to date for Snakemake; 'snakemake --profile workflow/profiles/default --configfile ${CONFIG[*]}' makes the rest (figures)." >&2

@@ -16,7 +16,8 @@ if [[ $# -eq 0 ]]; then
     echo "usage: $0 DIR [DIR...]" >&2
     exit 2
 fi
-snakemake=(snakemake --profile workflow/profiles/default --configfile config/config.yaml)
+# the published run's configuration (as in dvc.yaml): the full study, narrowed by config/published.yaml
+snakemake=(snakemake --profile workflow/profiles/default --configfile config/config.yaml config/published.yaml)
 
 errors=$(mktemp)
 trap 'rm -f "$errors"' EXIT
