@@ -28,7 +28,12 @@ CONFIG=(config/config.yaml config/published.yaml)   # the configuration dvc.yaml
 case "${1:-}" in
     --no-pull) ;;
     --checkout) shift; dvc checkout "$@" ;;
-    *) dvc pull "$@" ;;
+    *) if ! dvc pull "$@"; then
+           # nothing was touched for Snakemake: the run on disk is as it was
+           echo "dvc-pull: 'dvc pull' failed. Remotes: $(dvc remote list | tr '\t\n' ' ')" >&2
+           echo "dvc-pull: point the default remote at the published one: dvc remote modify --local local url PATH (docs/dvc.md)" >&2
+           exit 1
+       fi ;;
 esac
 
 results=$(python -c '

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -61,3 +66,19 @@ def test_published_run_covers_the_full_sample_and_every_published_model():
         for model in train["models"]:
             accuracy = summary[survey][model]["accuracy_mean"]
             assert 0.5 < accuracy <= 1.0, (survey, model, accuracy)
+
+
+def test_pull_without_the_published_remote_stops_with_advice_and_touches_nothing(tmp_path):
+    clone = tmp_path / "clone"
+    for name in ("dvc.yaml", "dvc.lock", ".dvc/config", "scripts/dvc-pull.sh", "config/config.yaml",
+                 "config/published.yaml"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, clone / name)
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1"}
+    # the default remote, ../rgmorph-dvc-remote beside the clone, does not exist here
+    result = subprocess.run(["bash", "scripts/dvc-pull.sh"], cwd=clone, env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "dvc remote modify --local local url" in result.stderr
+    assert not (clone / "results" / "models").exists() and not (clone / ".snakemake").exists()
