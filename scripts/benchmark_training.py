@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from rgmorph import models  # noqa: E402
 from rgmorph.batched import EngineOptions, GroupTrainer, Member  # noqa: E402
-from rgmorph.train import load_dataset, make_deterministic, validation_split  # noqa: E402
+from rgmorph.dataset import load_dataset  # noqa: E402
+from rgmorph.train import make_deterministic, validation_split  # noqa: E402
 
 BATCH = 32
 NETWORKS = ["tang2019", "lenet", "alexnet", "vgg", "resnet", "dn_equivariant"]

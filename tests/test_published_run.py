@@ -54,13 +54,13 @@ def test_lock_was_made_with_the_committed_configuration():
 
 def test_published_run_covers_the_full_sample_and_every_published_model():
     fetch_outs = {entry["path"]: entry for entry in lock_stages()["fetch"]["outs"]}
-    surveys = read_yaml("config/config.yaml")["surveys"]
+    study = read_yaml("config/config.yaml")
+    surveys = study["surveys"]
     catalogue_size = sum(1 for _ in open(REPO / "resources" / "catalogues" / "frdeep_v2.csv")) - 1
     # one FITS file per source and survey, plus one manifest and its report per survey
     assert fetch_outs["results/cutouts"]["nfiles"] >= catalogue_size * len(surveys)
 
     summary = json.loads((REPO / "metrics" / "summary.json").read_text())
-    study = read_yaml("config/config.yaml")
     train = {**study["train"], **read_yaml("config/published.yaml").get("train", {})}
     for survey in surveys:
         for model in train["models"]:

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rgmorph.preprocess import load_dataset
+from rgmorph.dataset import load_dataset
 from rgmorph.train import TrainSettings, load_checkpoint, predict_logits, train_model, validation_split
 from conftest import write_synthetic_dataset
 

@@ -120,8 +120,7 @@ def test_the_workflow_plans_both_directions_beside_the_scratch_runs(tmp_path):
 
 
 def test_config_problems_are_named():
-    problems = transfer_problems({"models": ["vgg16", "gabor_svm"], "directions": [{"from": "NVSS", "to": "NVSS"}]},
-                                 ["tang2019", "gabor_svm"], ["FIRST", "NVSS"])
+    problems = transfer_problems({"models": ["vgg16", "gabor_svm"], "directions": [{"from": "NVSS", "to": "NVSS"}]})
     assert problems[1:] == [
         "config key transfer.models: 'gabor_svm' is not a network, so it cannot be fine-tuned",
         "config key transfer.directions: from and to are both 'NVSS'",

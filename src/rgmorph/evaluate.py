@@ -123,7 +123,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
                         bootstrap_seed: int = BOOTSTRAP_SEED, device: str = "cpu") -> dict:
     import torch
 
-    from rgmorph.preprocess import load_dataset
+    from rgmorph.dataset import load_dataset
     from rgmorph.train import load_checkpoint, predict_logits
 
     model, checkpoint = load_checkpoint(checkpoint_path, device)  # predictions come back on the CPU

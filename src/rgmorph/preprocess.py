@@ -20,7 +20,6 @@ from astropy.stats import sigma_clip
 
 from rgmorph.fetch import USABLE_STATUSES
 from rgmorph.io import atomic_path, sha256_file
-from rgmorph.dataset import load_dataset  # noqa: F401  (the format is written here)
 
 log = logging.getLogger(__name__)
 

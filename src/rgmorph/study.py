@@ -254,8 +254,7 @@ def run_study(config: dict, datasets: Path, results: Path, gpu_jobs: int = 4, cp
     from rgmorph.transfer import transfer_problems
 
     config_check.raise_if_any(config_check.model_problems(config["train"]["models"], models.variants())
-                              + transfer_problems(config.get("transfer", {}), config["train"]["models"],
-                                                  list(config["surveys"])), "config")
+                              + transfer_problems(config.get("transfer", {})), "config")
     started = time.monotonic()
     results = Path(results).resolve()
     (results / "datasets").mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,8 @@ scale. Each transfer checkpoint records both pixel scales (``pixel_scale_arcsec`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
-
-def transfer_problems(transfer: dict, trained_models: Sequence[str], surveys: Sequence[str]) -> list[str]:
+def transfer_problems(transfer: dict) -> list[str]:
     """One line per problem with the config's ``transfer`` section, naming the key.
 
     Names that are no model, the Gabor SVM (not a network) and a direction from a survey to itself are

@@ -11,7 +11,7 @@ from rgmorph import transfer as transfer_module
 
 TRANSFER = config.get("transfer", {})
 
-config_check.raise_if_any(transfer_module.transfer_problems(TRANSFER, MODELS, SURVEYS), "config")
+config_check.raise_if_any(transfer_module.transfer_problems(TRANSFER), "config")
 
 
 # per-run files of the transfer runs, for the summaries and figures (the hook of common.smk's evaluation_files)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from rgmorph.augment import random_rotate_flip
+from rgmorph.dataset import load_dataset
 from rgmorph.figures.preprocessing import most_extended_source
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, field_extent_arcmin, save_figure, show_image
-from rgmorph.preprocess import load_dataset
 
 
 def plot_augmentation_examples(dataset_path: str | Path, stem: str | Path, augment: dict, seed: int = 0,

@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rgmorph.dataset import load_dataset
 from rgmorph.figures.runs import variant_from_path
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image
-from rgmorph.preprocess import load_dataset
 
 
 def confident_errors(prediction_paths: list[str | Path], class_names: list[str]) -> pd.DataFrame:

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from rgmorph.dataset import load_dataset
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, field_extent_arcmin, save_figure, short_name, show_image
-from rgmorph.preprocess import load_dataset
 
 
 def plot_gallery(dataset_paths: list[str | Path], stem: str | Path, per_class: int = 3, seed: int = 0) -> None:

@@ -9,8 +9,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from rgmorph.dataset import load_dataset
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, IMAGE_COLOURMAP, IMAGE_STRETCH, save_figure
-from rgmorph.preprocess import load_dataset, preprocessing_steps, read_fits_image
+from rgmorph.preprocess import preprocessing_steps, read_fits_image
 
 
 def most_extended_source(dataset_path: str | Path) -> str:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rgmorph.dataset import load_dataset
 from rgmorph.figures.style import (
     DIVERGING_COLOURMAP, DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image,
 )
-from rgmorph.preprocess import load_dataset
 
 
 def _log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
