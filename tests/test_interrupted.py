@@ -17,7 +17,8 @@ import yaml
 
 from rgmorph.catalogue import CatalogueSpec, read_catalogue
 from rgmorph.fetch import FetchSettings, MirrorSource, Survey, check_cutout, cutout_filename, fetch_survey
-from rgmorph.preprocess import build_dataset, load_dataset
+from rgmorph.dataset import load_dataset
+from rgmorph.preprocess import build_dataset
 from rgmorph.testing.skyview_service import FaultPlan, FaultRule, StandInSkyView
 from conftest import CLASS_NAMES, QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, REPO, balanced_subset
 

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from rgmorph.fetch import FetchSettings, Survey, fetch_survey
-from rgmorph.preprocess import (PreprocessError, build_dataset, centre_crop, clip_background, load_dataset, normalise,
+from rgmorph.dataset import load_dataset
+from rgmorph.preprocess import (PreprocessError, build_dataset, centre_crop, clip_background, normalise,
                                 preprocess_image, replace_nan)
 from conftest import CLASS_NAMES, QUICKSTART_MIRROR, balanced_subset
 
