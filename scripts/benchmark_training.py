@@ -14,6 +14,11 @@ steady training after a warm-up; ``ratio`` is against the published loop for the
 
     python scripts/benchmark_training.py --datasets /tmp/cut --models tang2019,lenet --seconds 20
     python scripts/benchmark_training.py --datasets DIR --check-graphs        # CUDA graph vs eager, GPU vs CPU
+    python scripts/benchmark_training.py --datasets DIR --models tang2019 --deterministic 1,0 --precision fp32,bf16
+
+Comma lists of ``--deterministic`` and ``--precision`` sweep those settings (on a GPU: whether cuDNN
+may pick non-deterministic, autotuned kernels, and bf16 autocast); the published loop is timed once per
+``--deterministic`` value, so each ratio compares loops under the same kernel rules.
     python scripts/benchmark_training.py --datasets DIR --study config/config.yaml --study-results /tmp/study
 
 ``--study`` times the whole config end to end (``rgmorph.study``: every training job, evaluation and
@@ -195,8 +200,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fit-count", type=int, default=None, help="use only this many fit images (short CPU epochs)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--deterministic", type=int, default=1, help="1: deterministic kernels (as the paper config)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--deterministic", default="1",
+                        help="1: deterministic kernels (as the paper config), 0: cuDNN autotuned; a list sweeps, e.g. 1,0")
+    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast on CUDA); a list sweeps, e.g. fp32,bf16")
     parser.add_argument("--no-published", action="store_true", help="skip the published loop")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager steps in rgmorph's loop")
     parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
@@ -215,9 +221,17 @@ def main(argv=None) -> int:
         torch.set_num_threads(arguments.threads)
     device = torch.device("cuda" if arguments.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if arguments.device == "auto" else arguments.device))
-    make_deterministic(0, bool(arguments.deterministic))
+    determinism = [item == "1" for item in arguments.deterministic.split(",") if item]
+    precisions = [item for item in arguments.precision.split(",") if item]
+    if (not determinism or not precisions or set(arguments.deterministic.split(",")) - {"0", "1"}
+            or set(precisions) - {"fp32", "bf16"}):
+        parser.error("--deterministic takes 1 and/or 0, --precision fp32 and/or bf16")
+    make_deterministic(0, determinism[0])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}", flush=True)
+    if device.type != "cuda" and "bf16" in precisions:
+        print("bf16 autocast is CUDA only: timing fp32 alone on this device", flush=True)
+        precisions = ["fp32"]
 
     if arguments.study:
         import logging
@@ -254,8 +268,8 @@ def main(argv=None) -> int:
             return 0
         return 0 if check_graphs(data, device, selected) else 3
 
-    header = ["device", "model", "loop", "models", "strategy", "images_per_s", "ratio", "cuda_graphs", "seconds",
-              "fit_images"]
+    header = ["device", "model", "loop", "models", "strategy", "precision", "deterministic", "images_per_s", "ratio",
+              "cuda_graphs", "seconds", "fit_images"]
 
     def record(row: dict) -> None:
         """Append one row to --out at once: a run stopped by a time limit keeps what it measured."""
@@ -269,32 +283,40 @@ def main(argv=None) -> int:
                 writer.writeheader()
             writer.writerow({"device": name, "fit_images": len(data[1]), **row})
 
-    print(f"{'model':<15} {'loop':<18} {'models':>6} {'images/s':>10} {'ratio':>7}  graphs", flush=True)
-    for model_name in selected:
-        reference = None
-        if not arguments.no_published:
-            try:
-                reference = published_loop(model_name, data, device, arguments.seconds, arguments.workers)
-                record({"model": model_name, "loop": "published", **reference, "ratio": 1.0})
-                print(f"{model_name:<15} {'published':<18} {1:>6} {reference['images_per_s']:>10.1f} {1.0:>7.2f}",
-                      flush=True)
-            except Exception as error:
-                print(f"{model_name:<15} published loop failed: {error!r}", flush=True)
-        for group in [int(size) for size in arguments.group_sizes.split(",")]:
-            for strategy in (arguments.strategies.split(",") if group > 1 else ["auto"]):
+    print(f"{'model':<15} {'loop':<18} {'models':>6} {'precision':>9} {'determ.':>7} {'images/s':>10} {'ratio':>7}  graphs",
+          flush=True)
+    for deterministic in determinism:
+        make_deterministic(0, deterministic)
+        for model_name in selected:
+            reference = None
+            if not arguments.no_published:
                 try:
-                    result = batched_loop(model_name, data, device, arguments.seconds, group,
-                                          cuda_graphs=not arguments.no_cuda_graphs, precision=arguments.precision,
-                                          strategy=strategy)
+                    reference = published_loop(model_name, data, device, arguments.seconds, arguments.workers)
+                    record({"model": model_name, "loop": "published", **reference, "ratio": 1.0, "precision": "fp32",
+                            "deterministic": int(deterministic)})
+                    print(f"{model_name:<15} {'published':<18} {1:>6} {'fp32':>9} {int(deterministic):>7} "
+                          f"{reference['images_per_s']:>10.1f} {1.0:>7.2f}", flush=True)
                 except Exception as error:
-                    print(f"{model_name:<15} batched x{group} ({strategy}) failed: {error!r}", flush=True)
-                    continue
-                ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
-                record({"model": model_name, "loop": "batched", **result, "ratio": ratio})
-                print(f"{model_name:<15} {'batched (' + result['strategy'] + ')':<18} {group:>6} "
-                      f"{result['images_per_s']:>10.1f} {ratio:>7.2f}  {result['cuda_graphs']}", flush=True)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+                    print(f"{model_name:<15} published loop failed: {error!r}", flush=True)
+            for group in [int(size) for size in arguments.group_sizes.split(",")]:
+                for strategy in (arguments.strategies.split(",") if group > 1 else ["auto"]):
+                    for precision in precisions:
+                        try:
+                            result = batched_loop(model_name, data, device, arguments.seconds, group,
+                                                  cuda_graphs=not arguments.no_cuda_graphs, precision=precision,
+                                                  strategy=strategy)
+                        except Exception as error:
+                            print(f"{model_name:<15} batched x{group} ({strategy}, {precision}) failed: {error!r}",
+                                  flush=True)
+                            continue
+                        ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
+                        record({"model": model_name, "loop": "batched", **result, "ratio": ratio,
+                                "precision": precision, "deterministic": int(deterministic)})
+                        print(f"{model_name:<15} {'batched (' + result['strategy'] + ')':<18} {group:>6} "
+                              f"{precision:>9} {int(deterministic):>7} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
+                              f"{result['cuda_graphs']}", flush=True)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
     return 0
 
 

@@ -40,6 +40,15 @@ def test_history_and_checkpoint_agree_on_the_best_epoch(trained):
     assert {"torch", "numpy", "device", "rgmorph"} <= set(checkpoint["environment"])
 
 
+def test_checkpoint_says_where_the_training_time_went(trained):
+    _, _, checkpoint = trained
+    phases = checkpoint["phase_seconds"]
+    assert set(phases) == {"training_steps", "batch_norm_statistics", "validation"}
+    assert all(seconds > 0 for seconds in phases.values())
+    # the phases are the epochs' work; the rest of train_seconds is logging and bookkeeping
+    assert 0.5 * checkpoint["train_seconds"] < sum(phases.values()) <= checkpoint["train_seconds"] + 1e-3
+
+
 def test_model_selection_never_sees_the_test_split(trained):
     _, dataset_path, checkpoint = trained
     dataset = load_dataset(dataset_path)

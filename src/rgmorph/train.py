@@ -270,11 +270,22 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
 
     started = time.monotonic()
     last_save = started
+    # wall seconds per phase in this process (a resumed run counts only its own epochs): where a job's time
+    # goes, e.g. whether validation or the training steps dominate on a GPU
+    phase_seconds = dict.fromkeys(("training_steps", "batch_norm_statistics", "validation"), 0.0)
     for epoch in range(first_epoch, settings.epochs + 1):
         learning_rate = trainer.learning_rate(epoch, settings.epochs, settings.lr_schedule)
-        train_loss, train_accuracy = trainer.train_epoch(learning_rate)
+        phase_start = time.monotonic()
+        train_loss, train_accuracy = trainer.train_epoch(learning_rate)  # reads the losses back: synchronised
+        batch_norm_start = time.monotonic()
         trainer.recompute_batch_norm()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        validation_start = time.monotonic()
         scores = {mode: trainer.validate(mode) for mode in modes}
+        phase_seconds["training_steps"] += batch_norm_start - phase_start
+        phase_seconds["batch_norm_statistics"] += validation_start - batch_norm_start
+        phase_seconds["validation"] += time.monotonic() - validation_start
         elapsed = elapsed_before + time.monotonic() - started
         rows = [{"epoch": epoch, "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
                  "learning_rate": learning_rate, "seconds": elapsed} for k in range(len(seeds))]
@@ -340,6 +351,7 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
             "pixel_scale_arcsec": _pixel_scale(dataset),
             "environment": run_environment(device),
             "train_seconds": train_seconds,
+            "phase_seconds": {key: round(value, 3) for key, value in phase_seconds.items()},
             "trained_with_seeds": seeds,
             "mode": run_mode,
             "trained_on": transfer.source if transfer else dataset["survey"],
@@ -361,7 +373,9 @@ def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
                  f"; test-time augmentation {chosen}" if len(modes) > 1 else "")
         checkpoints.append(checkpoint)
     state_path.unlink(missing_ok=True)
-    log.info("%s on %s: %d seeds in %.1f s", model_name, dataset["survey"], len(seeds), train_seconds)
+    log.info("%s on %s: %d seeds in %.1f s (this process: training steps %.1f s, batch-norm statistics %.1f s, "
+             "validation %.1f s)", model_name, dataset["survey"], len(seeds), train_seconds,
+             *phase_seconds.values())
     return checkpoints
 
 
