@@ -15,11 +15,11 @@ steady training after a warm-up; ``ratio`` is against the published loop for the
     python scripts/benchmark_training.py --datasets /tmp/cut --models tang2019,lenet --seconds 20
     python scripts/benchmark_training.py --datasets DIR --check-graphs        # CUDA graph vs eager, GPU vs CPU
     python scripts/benchmark_training.py --datasets DIR --models tang2019 --deterministic 1,0 --precision fp32,bf16
+    python scripts/benchmark_training.py --datasets DIR --study config/config.yaml --study-results /tmp/study
 
 Comma lists of ``--deterministic`` and ``--precision`` sweep those settings (on a GPU: whether cuDNN
 may pick non-deterministic, autotuned kernels, and bf16 autocast); the published loop is timed once per
 ``--deterministic`` value, so each ratio compares loops under the same kernel rules.
-    python scripts/benchmark_training.py --datasets DIR --study config/config.yaml --study-results /tmp/study
 
 ``--study`` times the whole config end to end (``rgmorph.study``: every training job, evaluation and
 the summary tables) from the prepared datasets.
