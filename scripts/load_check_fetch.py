@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 from rgmorph.catalogue import CatalogueSpec, read_catalogue  # noqa: E402
 from rgmorph.fetch import (FetchSettings, MirrorSource, RetryableFetchError, Survey, check_cutout,  # noqa: E402
                            cutout_filename, fetch_survey, report_path_for)
-from rgmorph.io import sha256_bytes  # noqa: E402
+from rgmorph.files import sha256_bytes  # noqa: E402
 from rgmorph.testing.skyview_service import COMMON_FAULTS, FITS_FAULTS, FaultPlan, StandInSkyView  # noqa: E402
 
 SURVEYS = [Survey("FIRST", "VLA FIRST (1.4 GHz)", 150), Survey("NVSS", "NVSS", 150)]

@@ -14,7 +14,7 @@ import pandas as pd
 from conftest import write_synthetic_dataset
 from rgmorph import provenance
 from rgmorph.evaluate import evaluate_checkpoint, summarise_runs
-from rgmorph.io import sha256_file
+from rgmorph.files import sha256_file
 from rgmorph.train import TrainSettings, train_model
 
 SURVEYS = ("FIRST", "NVSS")

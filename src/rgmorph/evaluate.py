@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rgmorph.io import sha256_file, write_csv_atomic, write_json_atomic
+from rgmorph.files import sha256_file, write_csv_atomic, write_json_atomic
 from rgmorph.metrics import (
     auroc,
     binary_classification_report,

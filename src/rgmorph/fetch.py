@@ -42,7 +42,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
-from rgmorph.io import remove_stale_parts, sha256_bytes, write_bytes_atomic, write_csv_atomic, write_json_atomic
+from rgmorph.files import remove_stale_parts, sha256_bytes, write_bytes_atomic, write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 

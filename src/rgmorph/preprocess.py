@@ -19,7 +19,7 @@ from astropy.io import fits
 from astropy.stats import sigma_clip
 
 from rgmorph.fetch import USABLE_STATUSES
-from rgmorph.io import atomic_path, sha256_file
+from rgmorph.files import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 import rgmorph
-from rgmorph.io import sha256_file, write_json_atomic
+from rgmorph.files import sha256_file, write_json_atomic
 
 SCHEMA = "rgmorph-provenance/1"
 SIDECAR_SUFFIX = ".prov.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rgmorph.io import write_bytes_atomic, write_csv_atomic
+from rgmorph.files import write_bytes_atomic, write_csv_atomic
 
 CLASS_NAMES = ("FRI", "FRII")
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 import rgmorph
 from rgmorph import models
 from rgmorph.batched import D4Average, EngineOptions, GroupTrainer, Member
-from rgmorph.io import sha256_file, write_bytes_atomic, write_csv_atomic
+from rgmorph.files import sha256_file, write_bytes_atomic, write_csv_atomic
 from rgmorph.dataset import load_dataset
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 from rgmorph.catalogue import read_catalogue, spec_from_config
-from rgmorph.io import write_csv_atomic
+from rgmorph.files import write_csv_atomic
 from rgmorph.logs import logged
 
 with logged(snakemake.log[0]) as log:
