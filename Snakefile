@@ -1,8 +1,12 @@
-# rgmorph: radio-galaxy morphology classification on FIRST and NVSS (Tang, Scaife & Leahy 2019).
+# rgmorph: radio-galaxy morphology classification (Tang, Scaife & Leahy 2019 and the variants after it).
 # The method, in order: catalogue -> fetch -> preprocess -> train (and transfer) -> evaluate -> figures.
+# A study is one config file: `snakemake --configfile config/<study>.yaml` runs exactly that study
+# (schema defaults for the rest); without --configfile, the paper's study config/config.yaml.
 
 
-configfile: "config/config.yaml"
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -15,21 +15,18 @@ steady training after a warm-up; ``ratio`` is against the published loop for the
     python scripts/benchmark_training.py --datasets /tmp/cut --models tang2019,lenet --seconds 20
     python scripts/benchmark_training.py --datasets DIR --check-graphs        # CUDA graph vs eager, GPU vs CPU
     python scripts/benchmark_training.py --datasets DIR --models tang2019 --deterministic 1,0 --precision fp32,bf16
-    python scripts/benchmark_training.py --datasets DIR --study config/config.yaml --study-results /tmp/study
 
 Comma lists of ``--deterministic`` and ``--precision`` sweep those settings (on a GPU: whether cuDNN
 may pick non-deterministic, autotuned kernels, and bf16 autocast); the published loop is timed once per
 ``--deterministic`` value, so each ratio compares loops under the same kernel rules.
 
-``--study`` times the whole config end to end (``rgmorph.study``: every training job, evaluation and
-the summary tables) from the prepared datasets.
+The whole study end to end is Snakemake's job (``scripts/gpu_checks.sh`` MODE=study on a GPU node).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -207,15 +204,6 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager steps in rgmorph's loop")
     parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
     parser.add_argument("--check-graphs", action="store_true", help="only compare CUDA-graph, eager and CPU training")
-    parser.add_argument("--study", action="append", default=None, metavar="CONFIG",
-                        help="time this workflow config end to end instead (repeat to merge configs)")
-    parser.add_argument("--study-results", type=Path, default=Path("/tmp/rgmorph-study"))
-    parser.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--gpu-jobs", type=int, default=4)
-    parser.add_argument("--cpu-jobs", type=int, default=8)
-    parser.add_argument("--deadline-s", type=float, default=None, help="study: start no transfer job after this")
-    parser.add_argument("--hard-deadline-s", type=float, default=None,
-                        help="study: stop unfinished jobs after this and summarise what was evaluated")
     arguments = parser.parse_args(argv)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -232,33 +220,6 @@ def main(argv=None) -> int:
     if device.type != "cuda" and "bf16" in precisions:
         print("bf16 autocast is CUDA only: timing fp32 alone on this device", flush=True)
         precisions = ["fp32"]
-
-    if arguments.study:
-        import logging
-
-        from rgmorph import study
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        overrides: dict = {}
-        for text in arguments.study_set:
-            study._deep_update(overrides, study.parse_override(text))
-        config = study.load_config(arguments.study, overrides)
-        started = time.perf_counter()
-        outcome = study.run_study(config, arguments.datasets, arguments.study_results, arguments.gpu_jobs,
-                                  arguments.cpu_jobs, arguments.deadline_s, arguments.hard_deadline_s)
-        elapsed = time.perf_counter() - started
-        print(study.describe(outcome["summary"]))
-        trained = [item for item in outcome["outcomes"] if item.get("kind") == "train" and item["ok"]]
-        print(f"\nSTUDY {'+'.join(arguments.study)} on {name}: {len(trained)} training jobs, {outcome['runs']} "
-              f"evaluated runs, {len(outcome['failures'])} failures; training + evaluation "
-              f"{outcome['train_and_evaluate_seconds']:.1f} s; end to end {elapsed:.1f} s", flush=True)
-        for failure in outcome["failures"]:
-            print(f"FAILED {failure['job']}: {failure.get('error', '')[-800:]}")
-        (arguments.study_results / "study_timing.json").write_text(json.dumps(
-            {"device": name, "seconds": elapsed, "train_and_evaluate_seconds": outcome["train_and_evaluate_seconds"],
-             "runs": outcome["runs"], "failures": [f["job"] for f in outcome["failures"]],
-             "jobs": [{k: v for k, v in item.items() if k != "error"} for item in outcome["outcomes"]]}, indent=1))
-        return 0 if not outcome["failures"] else 1
 
     data = fit_data(arguments.datasets, arguments.survey, arguments.fit_count)
     selected = [item for item in arguments.models.split(",") if item]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-IDENTIFIERS = ("model", "mode", "pretrained_on", "trained_on", "survey", "seed_list")
+IDENTIFIERS = ("model", "kind", "pretrained_on", "trained_on", "survey", "seed_list")
 
 
 def _present(value) -> bool:
@@ -38,8 +38,8 @@ def summary_key(row: dict) -> tuple[str, str]:
     trained_on = row.get("trained_on", survey)
     survey_key = survey if not _present(trained_on) or trained_on == survey else f"{trained_on}->{survey}"
     model_key = row["model"]
-    if _present(row.get("mode")) and row["mode"] != "scratch":
-        model_key += f"-{row['mode']}"
+    if _present(row.get("kind")) and row["kind"] != "scratch":
+        model_key += f"-{row['kind']}"
     if _present(row.get("pretrained_on")):
         model_key += f"-from-{row['pretrained_on']}"
     return survey_key, model_key

@@ -7,8 +7,8 @@
 # A lent GPU session has about 15 minutes of device time in all, start-up included: the paper config
 # (all 7 variants, both surveys, 5 seeds, transfer both ways) needs a call of its own.
 # Needs the prepared datasets .gpu-data/FIRST.npz and .gpu-data/NVSS.npz (the pipeline's .npz files) and a
-# python3 with torch (CUDA), numpy, pandas, scipy, scikit-learn, pyyaml and pillow; neither Snakemake nor
-# astropy. Everything it writes goes under $OUT (default: a new folder in /tmp), at most 8 files:
+# python3 with torch (CUDA), numpy, pandas, scipy, scikit-learn, pyyaml and pillow; MODE=study also needs
+# Snakemake (the one scheduler: `pip install snakemake` there, or carry a wheelhouse). Everything it writes goes under $OUT (default: a new folder in /tmp), at most 8 files:
 #   gpu_checks.log      everything printed
 #   graph_check.txt     CUDA-graph steps vs eager steps vs the CPU, from the same seeds
 #   benchmark.csv       images/s of rgmorph's loop and of the published loop, per network, precision and
@@ -18,7 +18,8 @@
 #   study_runs.tar.gz   every run's metrics.json, predictions, history, logs and the timing of each job
 #                       (each checkpoint's phase_seconds: training steps / batch-norm statistics / validation)
 # Stages have time limits that add up to at most BUDGET_S seconds. Settings (environment variables):
-#   STUDY_SET     space-separated KEY=VALUE overrides of the study's config, e.g. "train.precision=bf16"
+#   STUDY_SET     space-separated KEY=VALUE overrides of the study's config (Snakemake's --config), e.g.
+#                 "train.precision=bf16"; STUDY_EXTRA an overlay config file merged on top
 #   BENCH_DET     kernel determinism values to sweep in the benchmarks (default "1,0": deterministic, autotuned)
 #   BENCH_PREC    precisions to sweep for the Tang CNN and LeNet (default "fp32,bf16")
 # For a dry run on a CPU:
@@ -33,9 +34,6 @@ PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-$([ "$MODE" = bench ] && echo 270 || echo 450)}
 BENCH_DET=${BENCH_DET:-1,0}
 BENCH_PREC=${BENCH_PREC:-fp32,bf16}
-STUDY_ARGS=(--study config/config.yaml)
-[ -n "${STUDY_EXTRA:-}" ] && STUDY_ARGS+=(--study "$STUDY_EXTRA")
-for setting in ${STUDY_SET:-}; do STUDY_ARGS+=(--study-set "$setting"); done
 BENCH_FIT=${BENCH_FIT:+--fit-count $BENCH_FIT}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -71,21 +69,38 @@ graph_check() {  # RESERVE
 }
 
 study() {  # LIMIT RESERVE
-    stage "the paper config end to end (config/config.yaml: 7 variants x 2 surveys x 5 seeds + transfer both ways)"
+    stage "the paper config end to end through Snakemake (7 variants x 2 surveys x 5 seeds + transfer both ways)"
     local study_dir study_limit
     study_dir=$(mktemp -d /tmp/rgmorph-study.XXXXXX)
     study_limit=$(limit "$1" "$2")
-    echo "overrides: train.cuda_graphs=$GRAPHS ${STUDY_SET:-}; time limit ${study_limit} s"
-    timeout "$study_limit" $PY scripts/benchmark_training.py --datasets "$DATA" "${STUDY_ARGS[@]}" \
-        --study-results "$study_dir" --study-set "train.cuda_graphs=$GRAPHS" --gpu-jobs 4 --cpu-jobs 10 \
-        --deadline-s $(( study_limit - 100 )) --hard-deadline-s $(( study_limit - 45 )) > "$OUT/study.txt" 2>&1
+    # the prepared datasets stand in for catalogue -> fetch -> preprocess: marked up to date, not remade
+    mkdir -p "$study_dir/datasets" && cp "$DATA"/*.npz "$study_dir/datasets/"
+    # KEY=VALUE settings (dotted keys) as an overlay config file, merged last
+    $PY - "$study_dir" ${STUDY_SET:-} "train.cuda_graphs=$GRAPHS" <<'PY'
+import sys, yaml
+overlay = {"results_dir": sys.argv[1]}
+for item in sys.argv[2:]:
+    key, _, value = item.partition("=")
+    *parents, last = key.split(".")
+    node = overlay
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[last] = yaml.safe_load(value)
+open(f"{sys.argv[1]}/overlay.yaml", "w").write(yaml.safe_dump(overlay))
+PY
+    local run=($PY -m snakemake --cores "$(nproc)" --resources gpu=4 --set-resources train:gpu=1 train_transfer:gpu=1
+               --configfile config/config.yaml ${STUDY_EXTRA:-} "$study_dir/overlay.yaml" --rerun-incomplete)
+    "${run[@]}" --touch --allowed-rules catalogue fetch preprocess -- "$study_dir/datasets/FIRST.npz" \
+        "$study_dir/datasets/NVSS.npz" > "$OUT/study.txt" 2>&1
+    echo "time limit ${study_limit} s: ${run[*]}"
+    /usr/bin/time -f "STUDY wall %e s, peak RSS %M kB" timeout "$study_limit" "${run[@]}" >> "$OUT/study.txt" 2>&1
     echo "rc=$?"
-    grep -v " INFO " "$OUT/study.txt" | tail -60
+    grep -E "^STUDY|Error|error" "$OUT/study.txt" | tail -20
     # where each training job's time went (training steps, batch-norm statistics, validation)
     find "$study_dir/logs" -name '*.log' -exec grep -h "seeds in" {} + 2>/dev/null | sed 's/^.* INFO rgmorph.train: //' | sort
     cp "$study_dir/tables/summary.csv" "$study_dir/tables/runs.csv" "$OUT/" 2>/dev/null
-    (cd "$study_dir" && tar -czf "$OUT/study_runs.tar.gz" --exclude='*.pt' --exclude='*.npz' --exclude='parts' \
-        evaluation models logs tables study_timing.json 2>/dev/null)
+    (cd "$study_dir" && tar -czf "$OUT/study_runs.tar.gz" --exclude='*.pt' --exclude='*.npz' \
+        evaluation models logs tables benchmarks 2>/dev/null)
     ls -la "$OUT"
 }
 
@@ -114,7 +129,7 @@ main() {
     esac
     stage "done"
     [ -f "$OUT/benchmark.csv" ] && { column -s, -t "$OUT/benchmark.csv" 2>/dev/null || cat "$OUT/benchmark.csv"; }
-    [ -f "$OUT/study.txt" ] && grep -E "^STUDY|^FAILED" "$OUT/study.txt"
+    [ -f "$OUT/study.txt" ] && grep -E "^STUDY" "$OUT/study.txt"
     echo "outputs in $OUT"
 }
 

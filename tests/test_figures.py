@@ -83,7 +83,7 @@ def test_transfer_comparison_empty_state_and_with_transfer_runs(tree, tmp_path):
     figures.plot_transfer_comparison(tree["runs"], tmp_path / "transfer_empty")
     assert_nontrivial(tmp_path / "transfer_empty")
     runs = pd.read_csv(tree["runs"], keep_default_na=False)
-    transfer = runs[runs["survey"] == "FIRST"].assign(mode="transfer", pretrained_on="NVSS")
+    transfer = runs[runs["survey"] == "FIRST"].assign(kind="transfer", pretrained_on="NVSS")
     pd.concat([runs, transfer]).to_csv(tmp_path / "runs.csv", index=False)
     figures.plot_transfer_comparison(tmp_path / "runs.csv", tmp_path / "transfer")
     assert_nontrivial(tmp_path / "transfer")
@@ -135,7 +135,7 @@ def test_saliency_examples_cover_correct_and_wrong_per_class():
 def test_variant_from_path_reads_both_layouts():
     assert variant_from_path("r/models/FIRST/tang2019/seed2/history.csv") == (Variant("tang2019", "FIRST"), 2)
     assert variant_from_path("r/evaluation/FIRST/tang2019/transfer-from-NVSS/seed0/metrics.json") == (
-        Variant("tang2019", "FIRST", "transfer", "NVSS"), 0)
+        Variant("tang2019", "FIRST", "NVSS"), 0)
 
 
 def test_saved_figures_embed_their_provenance(tree, tmp_path):

@@ -14,7 +14,6 @@ import yaml
 
 from rgmorph.evaluate import evaluate_checkpoint
 from rgmorph.train import TrainSettings, TransferSpec, train_group
-from rgmorph.transfer import per_model, transfer_plan, transfer_problems
 from conftest import REPO, write_synthetic_dataset
 
 SETTINGS = TrainSettings(epochs=2, batch_size=8, threads=1, device="cpu", model_options={"width": 8})
@@ -117,23 +116,3 @@ def test_the_workflow_plans_both_directions_beside_the_scratch_runs(tmp_path):
     assert counts["train"] == "4"  # (survey, model) jobs, each training its 3 seeds
     assert counts["train_transfer"] == "2" and counts["evaluate_transfer"] == "6"
     assert counts["evaluate"] == str(2 * 2 * 3)
-
-
-def test_config_problems_are_named():
-    problems = transfer_problems({"models": ["vgg16", "gabor_svm"], "directions": [{"from": "NVSS", "to": "NVSS"}]})
-    assert problems[1:] == [
-        "config key transfer.models: 'gabor_svm' is not a network, so it cannot be fine-tuned",
-        "config key transfer.directions: from and to are both 'NVSS'",
-    ]
-    assert problems[0].startswith("config key transfer.models: unknown model 'vgg16'")
-
-
-def test_models_not_trained_and_surveys_not_listed_are_skipped():
-    config = {"train": {"models": ["tang2019", "lenet"]}, "surveys": {"FIRST": {}, "NVSS": {}},
-              "transfer": {"models": ["tang2019", "vgg"], "directions": [{"from": "NVSS", "to": "FIRST"},
-                                                                         {"from": "VLASS", "to": "FIRST"}]}}
-    assert transfer_plan(config) == (["tang2019"], [("NVSS", "FIRST")])
-    config["surveys"] = {"FIRST": {}}  # one survey: nothing to transfer between
-    assert transfer_plan(config) == ([], [])
-    assert per_model({"default": ["features"], "dn_equivariant": ["lift"]}, "dn_equivariant") == ["lift"]
-    assert per_model({"default": ["features"]}, "vgg") == ["features"] and per_model({}, "vgg") == []

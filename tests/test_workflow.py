@@ -33,7 +33,7 @@ def tiny_run(tmp_path_factory):
         "catalogue": {"path": str(folder / "catalogue.csv")},
         "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR)},
         "train": {"models": ["tang2019"], "seeds": [0], "epochs": 1, "threads": 1},
-        "transfer": {"epochs": 1},  # the paper config's transfer runs (tang2019, both directions), one epoch
+        "transfer": {"models": ["tang2019"], "epochs": 1},  # both directions (the schema's default), one epoch
         "figures": {"gallery_per_class": 2},
     }
     config_path = folder / "tiny.yaml"
@@ -59,12 +59,12 @@ def test_every_output_exists_and_parses(tiny_run):
         predictions = pd.read_csv(results / "evaluation" / survey / "tang2019" / "seed0" / "predictions.csv")
         assert len(predictions) == 6
     summary = pd.read_csv(results / "tables" / "summary.csv")
-    assert sorted(zip(summary["survey"], summary["mode"])) == [("FIRST", "scratch"), ("FIRST", "transfer"),
+    assert sorted(zip(summary["survey"], summary["kind"])) == [("FIRST", "scratch"), ("FIRST", "transfer"),
                                                                ("NVSS", "scratch"), ("NVSS", "transfer")]
     assert set(summary["seeds"]) == {1}
     transfer = json.loads((results / "evaluation" / "FIRST" / "tang2019" / "transfer-from-NVSS" / "seed0" /
                            "metrics.json").read_text())["run"]
-    assert transfer["mode"] == "transfer" and transfer["trained_on"] == "NVSS" and transfer["frozen"] == ["features"]
+    assert transfer["kind"] == "transfer" and transfer["trained_on"] == "NVSS" and transfer["frozen"] == ["features"]
     for name in ("gallery", "preprocessing", "augmentation", "learning_curves", "confusion_matrices", "roc_curves"):
         png, pdf = results / "figures" / f"{name}.png", results / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name

@@ -60,6 +60,18 @@ def model_problems(models: list[str], available: list[str]) -> list[str]:
             for name in models if name not in available]
 
 
+def transfer_problems(transfer: dict, available: list[str], networks: list[str]) -> list[str]:
+    """Names that are no model, a variant that is not a network, a direction from a survey to itself."""
+    names = transfer.get("models", [])
+    problems = [f"config key transfer.models: unknown model '{name}'{_suggest(name, available)}; available: {networks}"
+                for name in names if name not in available]
+    problems += [f"config key transfer.models: '{name}' is not a network, so it cannot be fine-tuned"
+                 for name in names if name in available and name not in networks]
+    problems += [f"config key transfer.directions: from and to are both '{direction['from']}'"
+                 for direction in transfer.get("directions", []) if direction["from"] == direction["to"]]
+    return problems
+
+
 def mirror_problems(config: dict) -> list[str]:
     """For ``fetch.source: mirror``: the mirror has an index that holds every configured survey."""
     fetch = config.get("fetch", {})

@@ -1,8 +1,11 @@
+# What every rule file needs: the validated config, the run list and the input functions.
+# Paths come from rgmorph.layout; settings from rgmorph.settings (the package reads them the same way).
 import os
 
 from snakemake.utils import min_version, validate
 
-from rgmorph import config_check
+from rgmorph import config_check, layout, settings
+from rgmorph.layout import Run
 
 min_version("9.0")
 
@@ -17,21 +20,27 @@ RESULTS = config["results_dir"]
 SURVEYS = list(config["surveys"])
 MODELS = config["train"]["models"]
 SEEDS = config["train"]["seeds"]
+RUNS = settings.all_runs(config)
+# per-run path patterns, wildcards as field values
+SCRATCH_RUN = Run("{survey}", "{model}", "{seed}")
+TRANSFER_RUN = Run("{survey}", "{model}", "{seed}", "{source}")
 
 
 wildcard_constraints:
     survey="|".join(SURVEYS),
+    source="|".join(SURVEYS),
     model="[a-z0-9_]+",
     seed=r"\d+",
 
 
 def check_names():
-    """Unknown models, and (for a mirror) a missing index or unmirrored surveys, before any job runs."""
+    """Unknown models, bad transfer settings and (for a mirror) unmirrored surveys, before any job runs."""
     from rgmorph import models
 
     problems = config_check.model_problems(MODELS, models.variants())
+    problems += config_check.transfer_problems(config["transfer"], models.variants(), models.available())
     # The mirror matters only while some survey still has to be fetched.
-    if not all(os.path.exists(f"{RESULTS}/cutouts/{survey}/manifest.csv") for survey in SURVEYS):
+    if not all(os.path.exists(layout.manifest(RESULTS, survey)) for survey in SURVEYS):
         problems += config_check.mirror_problems(config)
     config_check.raise_if_any(problems, "config")
 
@@ -39,64 +48,64 @@ def check_names():
 check_names()
 
 
+def seed_files(run, name):
+    """One path per seed of a training job (a job trains every seed of a run at once)."""
+    return [Run(run.survey, run.model, seed, run.pretrained_on).file(RESULTS, name) for seed in SEEDS]
+
+
+def seed_logs(run, stage):
+    return [Run(run.survey, run.model, seed, run.pretrained_on).log(RESULTS, stage) for seed in SEEDS]
+
+
+def run_files(name):
+    """``name`` (checkpoint.pt, history.csv, metrics.json, predictions.csv) of every run of the study."""
+    return [run.file(RESULTS, name) for run in RUNS]
+
+
 def survey_settings(wildcards):
     return {"key": wildcards.survey, **config["surveys"][wildcards.survey]}
 
 
-def train_settings():
-    settings = {key: value for key, value in config["train"].items() if key not in ("models", "seeds", "model_options", "threads")}
-    settings["augment"] = config["augment"]
-    return settings
+def scratch_settings(wildcards):
+    return settings.model_settings(config, wildcards.model)
 
 
-def model_options(wildcards):
-    return config["train"]["model_options"].get(wildcards.model, {})
+def transfer_settings(wildcards):
+    return settings.transfer_settings(config, wildcards.model)
 
 
-def run_files(name):
-    """One path per (survey, model, seed) for a per-run file such as 'metrics.json'."""
-    folder = "models" if name in ("checkpoint.pt", "history.csv") else "evaluation"
-    return expand(
-        f"{RESULTS}/{folder}/{{survey}}/{{model}}/seed{{seed}}/{name}",
-        survey=SURVEYS,
-        model=MODELS,
-        seed=SEEDS,
-    )
+def frozen_layers(wildcards):
+    return settings.per_model(config["transfer"]["freeze"], wildcards.model)
 
 
-def gallery_datasets(wildcards):
-    return expand(f"{RESULTS}/datasets/{{survey}}.npz", survey=SURVEYS)
+def reinitialised_layers(wildcards):
+    return settings.per_model(config["transfer"]["reinitialise"], wildcards.model)
 
 
-def evaluation_files(name):
-    """Per-run files of every evaluated run: the from-scratch runs, plus those a rule file adds by
-    defining ``extra_run_files(name)`` (e.g. transfer-learning runs), so summaries and figures see all."""
-    files = run_files(name)
-    extra = globals().get("extra_run_files")
-    return files + [path for path in (extra(name) if extra else []) if path not in files]
+def all_datasets(wildcards):
+    return [layout.dataset(RESULTS, survey) for survey in SURVEYS]
 
 
 def all_metrics(wildcards):
-    return evaluation_files("metrics.json")
+    return run_files("metrics.json")
 
 
 def all_predictions(wildcards):
-    return evaluation_files("predictions.csv")
+    return run_files("predictions.csv")
 
 
 def all_histories(wildcards):
-    return evaluation_files("history.csv")
+    return run_files("history.csv")
 
 
 def example_run(name):
     """One file per survey of the first model and seed: the run the saliency figure explains."""
-    folder = "models" if name == "checkpoint.pt" else "evaluation"
-    return expand(f"{RESULTS}/{folder}/{{survey}}/{MODELS[0]}/seed{SEEDS[0]}/{name}", survey=SURVEYS)
+    return [Run(survey, MODELS[0], SEEDS[0]).file(RESULTS, name) for survey in SURVEYS]
 
 
 def first_model_predictions(wildcards):
     """Every seed of the first model on every survey, for the most-confident-errors gallery."""
-    return expand(f"{RESULTS}/evaluation/{{survey}}/{MODELS[0]}/seed{{seed}}/predictions.csv", survey=SURVEYS, seed=SEEDS)
+    return [Run(survey, MODELS[0], seed).file(RESULTS, "predictions.csv") for survey in SURVEYS for seed in SEEDS]
 
 
 def table_names():
@@ -112,8 +121,8 @@ def figure_names():
 
 def final_outputs():
     return [
-        f"{RESULTS}/tables/runs.csv",
-        f"{RESULTS}/tables/summary.csv",
-        *expand(f"{RESULTS}/tables/{{name}}_table.{{ext}}", name=table_names(), ext=["csv", "tex", "html"]),
-        *expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=figure_names(), ext=["png", "pdf"]),
+        layout.table(RESULTS, "runs.csv"),
+        layout.table(RESULTS, "summary.csv"),
+        *[layout.table(RESULTS, f"{name}_table.{ext}") for name in table_names() for ext in ("csv", "tex", "html")],
+        *[layout.figure(RESULTS, name, ext) for name in figure_names() for ext in ("png", "pdf")],
     ]

@@ -1,16 +1,28 @@
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/models/{{survey}}/{{model}}/seed{{seed}}/checkpoint.pt",
-        dataset=f"{RESULTS}/datasets/{{survey}}.npz",
+        checkpoint=SCRATCH_RUN.file(RESULTS, "checkpoint.pt"),
+        dataset=layout.dataset(RESULTS, "{survey}"),
     output:
-        metrics=f"{RESULTS}/evaluation/{{survey}}/{{model}}/seed{{seed}}/metrics.json",
-        predictions=f"{RESULTS}/evaluation/{{survey}}/{{model}}/seed{{seed}}/predictions.csv",
+        metrics=SCRATCH_RUN.file(RESULTS, "metrics.json"),
+        predictions=SCRATCH_RUN.file(RESULTS, "predictions.csv"),
     log:
-        f"{RESULTS}/logs/evaluate/{{survey}}/{{model}}/seed{{seed}}.log",
+        SCRATCH_RUN.log(RESULTS, "evaluate"),
     conda:
         "../../envs/rgmorph.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+# fine-tuned runs: the same evaluation, one folder deeper
+use rule evaluate as evaluate_transfer with:
+    input:
+        checkpoint=TRANSFER_RUN.file(RESULTS, "checkpoint.pt"),
+        dataset=layout.dataset(RESULTS, "{survey}"),
+    output:
+        metrics=TRANSFER_RUN.file(RESULTS, "metrics.json"),
+        predictions=TRANSFER_RUN.file(RESULTS, "predictions.csv"),
+    log:
+        TRANSFER_RUN.log(RESULTS, "evaluate"),
 
 
 rule summarise:

@@ -4,7 +4,7 @@
 
 rule figure_gallery:
     input:
-        datasets=gallery_datasets,
+        datasets=all_datasets,
     output:
         png=report(f"{RESULTS}/figures/gallery.png", caption="../report/gallery.rst", category="Figures", subcategory="1. Data"),
         pdf=f"{RESULTS}/figures/gallery.pdf",
@@ -126,7 +126,7 @@ rule figure_transfer_comparison:
 rule figure_saliency:
     input:
         checkpoints=example_run("checkpoint.pt"),
-        datasets=gallery_datasets,
+        datasets=all_datasets,
         predictions=example_run("predictions.csv"),
     output:
         png=report(f"{RESULTS}/figures/saliency.png", caption="../report/saliency.rst", category="Figures", subcategory="4. What the models see"),
@@ -146,7 +146,7 @@ rule figure_saliency:
 rule figure_confident_errors:
     input:
         predictions=first_model_predictions,
-        datasets=gallery_datasets,
+        datasets=all_datasets,
     output:
         png=report(f"{RESULTS}/figures/confident_errors.png", caption="../report/confident_errors.rst", category="Figures", subcategory="4. What the models see"),
         pdf=f"{RESULTS}/figures/confident_errors.pdf",

@@ -34,7 +34,7 @@ def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_
     for axis in axes.flat:
         axis.set_visible(False)
     for variant, runs in groups.items():
-        axis = axes[rows.index((variant.model, variant.mode, variant.source)), columns.index(variant.survey)]
+        axis = axes[rows.index((variant.model, variant.pretrained_on)), columns.index(variant.survey)]
         axis.set_visible(True)
         curves, areas = [], []
         for k, (seed, report, _) in enumerate(runs):

@@ -1,4 +1,4 @@
-"""Figure: transfer learning (and cross-survey use) against training from scratch, per test survey."""
+"""Figure: transfer learning against training from scratch, per test survey."""
 
 from __future__ import annotations
 
@@ -11,30 +11,27 @@ import pandas as pd
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
 
 PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUC (FRII positive)")]
-SETTING_COLOURS = {"scratch": OKABE_ITO[0], "transfer": OKABE_ITO[1], "cross-survey": OKABE_ITO[2]}
-SETTING_MARKERS = {"scratch": "o", "transfer": "s", "cross-survey": "^"}
+KIND_COLOURS = {"scratch": OKABE_ITO[0], "transfer": OKABE_ITO[1]}
+KIND_MARKERS = {"scratch": "o", "transfer": "s"}
 NO_TRANSFER = "No transfer-learning runs configured:\nonly the from-scratch baselines are shown"
 
 
 def _setting(row) -> str:
-    if row["mode"] == "transfer":
-        return f"{row['model']}\ntransfer from {row['pretrained_on']}" if row["pretrained_on"] else f"{row['model']}\ntransfer"
-    if row["mode"] == "cross-survey":
-        return f"{row['model']}\ntrained on {row['trained_on']}"
+    if row["kind"] == "transfer":
+        return f"{row['model']}\ntransfer from {row['pretrained_on']}"
     return f"{row['model']}\nfrom scratch"
 
 
 def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=PANELS) -> None:
     runs = pd.read_csv(runs_path, keep_default_na=False, na_values=[""],
-                       dtype={"mode": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str})
-    runs["mode"] = runs["mode"].fillna("scratch") if "mode" in runs else "scratch"
-    runs["pretrained_on"] = runs["pretrained_on"].fillna("") if "pretrained_on" in runs else ""
-    has_transfer = bool((runs["mode"] != "scratch").any())
-    if has_transfer:  # only the models that have a transfer or cross-survey variant, with their baselines
-        keys = set(zip(runs.loc[runs["mode"] != "scratch", "model"], runs.loc[runs["mode"] != "scratch", "survey"]))
+                       dtype={"kind": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str})
+    runs["pretrained_on"] = runs["pretrained_on"].fillna("")
+    has_transfer = bool((runs["kind"] == "transfer").any())
+    if has_transfer:  # only the models that have a transfer variant, with their baselines
+        keys = set(zip(runs.loc[runs["kind"] == "transfer", "model"], runs.loc[runs["kind"] == "transfer", "survey"]))
         runs = runs[[(m, s) in keys for m, s in zip(runs["model"], runs["survey"])]]
     runs = runs.assign(setting=[_setting(row) for _, row in runs.iterrows()],
-                       rank=runs["mode"].map({"scratch": 0, "transfer": 1, "cross-survey": 2}).fillna(3))
+                       rank=(runs["kind"] == "transfer").astype(int))
     surveys = sorted(runs["survey"].unique(), key=lambda s: ({"FIRST": 0, "NVSS": 1}.get(s, 2), s)) or ["-"]
     figure, axes = plt.subplots(len(panels), len(surveys), figsize=(DOUBLE_COLUMN_IN, 2.3 * len(panels) + 0.4),
                                 squeeze=False, constrained_layout=True, sharey="row")
@@ -49,10 +46,10 @@ def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=PAN
                 continue
             for x, setting in enumerate(settings):
                 chosen = part[part["setting"] == setting]
-                mode = chosen["mode"].iloc[0]
+                kind = chosen["kind"].iloc[0]
                 values = chosen[metric].to_numpy(float)
                 axis.scatter(x + rng.uniform(-0.08, 0.08, values.size), values, s=16, alpha=0.6, edgecolor="none",
-                             color=SETTING_COLOURS.get(mode, OKABE_ITO[4]), marker=SETTING_MARKERS.get(mode, "D"),
+                             color=KIND_COLOURS[kind], marker=KIND_MARKERS[kind],
                              label="one seed" if x == 0 else None)
                 std = values.std(ddof=1) if values.size > 1 else 0.0
                 axis.errorbar(x, values.mean(), yerr=std, fmt="_", markersize=16, color="black", capsize=3,
@@ -69,7 +66,7 @@ def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=PAN
     if not has_transfer:
         figure.supxlabel(NO_TRANSFER.replace("\n", " "), fontsize=8, color="0.2",
                          bbox={"boxstyle": "round", "facecolor": "#F0E442", "alpha": 0.35, "edgecolor": "0.5"})
-    seeds = runs.groupby(["model", "mode", "pretrained_on", "trained_on", "survey"]).size()
+    seeds = runs.groupby(["model", "kind", "pretrained_on", "survey"]).size()
     seed_text = "/".join(str(n) for n in sorted(set(seeds))) if len(seeds) else "0"
     figure.suptitle(f"Transfer learning vs training from scratch, test split ({seed_text} seeds per setting)")
     save_figure(figure, stem)

@@ -17,8 +17,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 def plot_variant_comparison(runs_path: str | Path, stem: str | Path, panels=PANELS) -> None:
     runs = pd.read_csv(runs_path)
-    if "mode" in runs:
-        runs = runs[runs["mode"].fillna("scratch") == "scratch"]
+    runs = runs[runs["kind"] == "scratch"]
     models = sorted(runs["model"].unique())
     surveys = sorted(runs["survey"].unique(), key=lambda s: (s not in SURVEY_COLOURS, s))
     figure, axes = plt.subplots(1, len(panels), figsize=(DOUBLE_COLUMN_IN, 2.6), constrained_layout=True, squeeze=False)

@@ -1,0 +1,79 @@
+"""Where every output lives: the one place that builds (and reads back) result paths.
+
+A run is one seed of one model trained on one survey, from scratch or fine-tuned from the same
+seed's network trained on another survey (transfer learning)::
+
+    {results}/models/{survey}/{model}[/transfer-from-{pretrained_on}]/seed{seed}/checkpoint.pt
+    {results}/evaluation/{survey}/{model}[/transfer-from-{pretrained_on}]/seed{seed}/metrics.json
+
+Rules build their patterns from the same class, with wildcards as field values
+(``Run("{survey}", "{model}", "{seed}")``), so the rules, evaluation, figures and tables cannot
+disagree about a path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# the area (top-level folder) each per-run file lives in
+_AREA = {"checkpoint.pt": "models", "history.csv": "models", "metrics.json": "evaluation",
+         "predictions.csv": "evaluation"}
+_RUN_PATH = re.compile(r"(?P<survey>[^/]+)/(?P<model>[^/]+)(?:/transfer-from-(?P<pretrained_on>[^/]+))?"
+                       r"/seed(?P<seed>\d+)/(?P<file>[^/]+)$")
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    survey: str  # the survey the run is trained (or fine-tuned) and tested on
+    model: str
+    seed: int | str
+    pretrained_on: str = ""  # transfer runs: the survey of the network it was fine-tuned from
+
+    @property
+    def kind(self) -> str:
+        return "transfer" if self.pretrained_on else "scratch"
+
+    @property
+    def folder(self) -> str:
+        transfer = f"/transfer-from-{self.pretrained_on}" if self.pretrained_on else ""
+        return f"{self.survey}/{self.model}{transfer}/seed{self.seed}"
+
+    def file(self, results: str | Path, name: str) -> str:
+        """``name`` is one of checkpoint.pt, history.csv, metrics.json, predictions.csv."""
+        return f"{results}/{_AREA[name]}/{self.folder}/{name}"
+
+    def log(self, results: str | Path, stage: str) -> str:
+        return f"{results}/logs/{stage}/{self.folder}.log"
+
+    def pretrained(self) -> Run:
+        """The run a transfer run starts from: the same model and seed, trained from scratch on its source."""
+        return Run(self.pretrained_on, self.model, self.seed)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> Run:
+        match = _RUN_PATH.search(Path(path).as_posix())
+        if not match:
+            raise ValueError(f"{path}: not a per-run file ({{survey}}/{{model}}/[transfer-from-{{survey}}/]seed{{N}}/FILE)")
+        return cls(match["survey"], match["model"], int(match["seed"]), match["pretrained_on"] or "")
+
+
+def dataset(results: str | Path, survey: str) -> str:
+    return f"{results}/datasets/{survey}.npz"
+
+
+def manifest(results: str | Path, survey: str) -> str:
+    return f"{results}/cutouts/{survey}/manifest.csv"
+
+
+def sources(results: str | Path) -> str:
+    return f"{results}/catalogue/sources.csv"
+
+
+def table(results: str | Path, name: str) -> str:
+    return f"{results}/tables/{name}"
+
+
+def figure(results: str | Path, name: str, extension: str = "png") -> str:
+    return f"{results}/figures/{name}.{extension}"
