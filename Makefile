@@ -18,12 +18,15 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# the default profile reruns what a killed run left incomplete
+SNAKEMAKE := $(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
+
 quickstart: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/quickstart.yaml
+	$(SNAKEMAKE) --configfile config/quickstart.yaml
 	$(BIN)/snakemake --report results/quickstart/report.html --configfile config/quickstart.yaml
 
 full: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	$(SNAKEMAKE) --configfile config/config.yaml
 	$(BIN)/snakemake --report results/report.html --configfile config/config.yaml
 
 # The run dvc.yaml versions: the full study narrowed by config/published.yaml (docs/dvc.md)

@@ -12,7 +12,6 @@ from rgmorph.evaluate import (
     bootstrap_intervals,
     flatten_report,
     metric_names,
-    run_mode,
     scalar_metrics,
     summarise_runs,
 )
@@ -85,24 +84,11 @@ def test_bootstrap_refuses_runs_over_different_sources():
         bootstrap_intervals([np.array([0, 1]), np.array([1, 0])], [np.array([0.2, 0.8])] * 2)
 
 
-@pytest.mark.parametrize("run, path, expected", [
-    ({"trained_on": "FIRST", "survey": "FIRST"}, "e/FIRST/m/seed0/metrics.json", ("scratch", "")),
-    ({"trained_on": "NVSS", "survey": "FIRST"}, "e/FIRST/m/seed0/metrics.json", ("cross-survey", "")),
-    ({"trained_on": "FIRST", "survey": "FIRST", "pretrained_on": "NVSS"}, None, ("transfer", "NVSS")),
-    ({"trained_on": "FIRST", "survey": "FIRST"}, "e/FIRST/m/transfer-from-NVSS/seed2/metrics.json",
-     ("transfer", "NVSS")),
-    ({"trained_on": "FIRST", "survey": "FIRST", "mode": "fine-tune", "transfer_from": "NVSS"}, None,
-     ("transfer", "NVSS")),
-])
-def test_run_mode_reads_the_fields_or_the_path(run, path, expected):
-    assert run_mode(run, path) == expected
-
-
 def test_metrics_json_holds_every_metric_and_its_interval():
     tree = tiny_results.shared()
     report = json.loads(tree["metrics"][0].read_text())
     assert report["split"] == "test" and report["n_samples"] == 4  # 2 per class in the synthetic test split
-    assert report["run"]["mode"] == "scratch" and report["run"]["checkpoint_sha256"]
+    assert report["run"]["kind"] == "scratch" and report["run"]["checkpoint_sha256"]
     intervals = report["bootstrap"]["intervals"]
     assert set(intervals) == set(metric_names())
     for name in ("accuracy", "ece"):
@@ -114,7 +100,7 @@ def test_runs_and_summary_agree():
     tree = tiny_results.shared()
     runs = pd.read_csv(tree["runs"])
     summary = pd.read_csv(tree["summary"], keep_default_na=False)
-    assert len(runs) == 4 and set(runs["mode"]) == {"scratch"}
+    assert len(runs) == 4 and set(runs["kind"]) == {"scratch"}
     assert {f"{m}_ci_low" for m in metric_names()} <= set(runs.columns)
     assert len(summary) == 2 and list(summary["seeds"]) == [2, 2]
     for row in summary.itertuples():
@@ -129,7 +115,7 @@ def test_transfer_runs_form_their_own_variant(tmp_path):
     metrics, predictions = [], []
     for k, source in enumerate(tree["metrics"][:2]):  # two FIRST seeds, relabelled as transfer runs
         report = json.loads(source.read_text())
-        report["run"]["pretrained_on"] = "NVSS"
+        report["run"].update(pretrained_on="NVSS", kind="transfer")
         folder = tmp_path / "FIRST" / "tang2019" / "transfer-from-NVSS" / f"seed{k}"
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps(report))
@@ -138,7 +124,7 @@ def test_transfer_runs_form_their_own_variant(tmp_path):
         predictions.append(folder / "predictions.csv")
     summary = summarise_runs(tree["metrics"] + metrics, tmp_path / "runs.csv", tmp_path / "summary.csv",
                              tree["predictions"] + predictions, n_resamples=20)
-    modes = summary.set_index(["survey", "mode"])["pretrained_on"].to_dict()
+    modes = summary.set_index(["survey", "kind"])["pretrained_on"].to_dict()
     assert modes == {("FIRST", "scratch"): "", ("NVSS", "scratch"): "", ("FIRST", "transfer"): "NVSS"}
     row = flatten_report(json.loads(metrics[0].read_text()), metrics[0])
-    assert row["mode"] == "transfer" and row["pretrained_on"] == "NVSS"
+    assert row["kind"] == "transfer" and row["pretrained_on"] == "NVSS"

@@ -5,12 +5,11 @@ import math
 import pandas as pd
 import pytest
 
-import tiny_results
 from rgmorph import tables
 
 
 def _summary(**overrides) -> pd.DataFrame:
-    row = {"model": "tang2019", "mode": "scratch", "pretrained_on": "", "trained_on": "FIRST", "survey": "FIRST",
+    row = {"model": "tang2019", "kind": "scratch", "pretrained_on": "", "trained_on": "FIRST", "survey": "FIRST",
            "seeds": 3, "n_test": 198}
     for metric in tables.MAIN_METRICS + tables.TRANSFER_METRICS:
         row.update({f"{metric}_mean": 0.8, f"{metric}_std": 0.01, f"{metric}_ci_low": 0.75, f"{metric}_ci_high": 0.85})
@@ -28,12 +27,15 @@ def _write_all(tmp_path, summary: pd.DataFrame):
 
 def test_format_helpers():
     assert tables.format_cell(0.8851, 0.0123) == "0.885 ± 0.012"
+    assert tables.format_cell(0.8851, 0.0123, latex=True) == r"$0.885 \pm 0.012$"
     assert tables.format_cell(float("nan")) == "--"
     assert tables.format_interval(0.81, 0.9) == "[0.81, 0.90]"
     assert tables.latex_escape("frdeep_v2 & 50%") == r"frdeep\_v2 \& 50\%"
 
 
 def test_main_table_from_the_tiny_run(tmp_path):
+    import tiny_results  # trains tiny models: only this test needs it
+
     tree = tiny_results.shared()
     summary = pd.read_csv(tree["summary"], keep_default_na=False, na_values=[""])
     written, outputs = _write_all(tmp_path, summary)
@@ -47,7 +49,7 @@ def test_main_table_from_the_tiny_run(tmp_path):
     assert latex.count("{") == latex.count("}")
     assert "TPR0 (FRII)" in latex and "TPR10 (FRI)" in latex and "ECE" in latex
     html = outputs["main"][2].read_text()
-    assert html.startswith("<!DOCTYPE html>") and html.count("<tr") == 1 + 2
+    assert html.startswith("<!DOCTYPE html>") and html.count("<tr") == 1 + 2 and "<caption>Test-split" in html
 
 
 def test_transfer_table_empty_state_says_so(tmp_path):
@@ -59,17 +61,16 @@ def test_transfer_table_empty_state_says_so(tmp_path):
     assert "No transfer-learning" in outputs["transfer"][2].read_text()
 
 
-def test_transfer_table_with_transfer_and_cross_survey_rows(tmp_path):
+def test_transfer_table_puts_each_transfer_run_beside_its_baseline(tmp_path):
     summary = pd.concat([
         _summary(),
-        _summary(mode="transfer", pretrained_on="NVSS", accuracy_mean=0.9),
-        _summary(mode="cross-survey", trained_on="NVSS", accuracy_mean=0.6),
+        _summary(kind="transfer", pretrained_on="NVSS", accuracy_mean=0.9),
         _summary(model="lenet"),  # no transfer variant: left out of table 2
     ])
     written, outputs = _write_all(tmp_path, summary)
     transfer = written["transfer"]
-    assert list(transfer["setting"]) == ["from scratch", "transfer from NVSS", "trained on NVSS, not fine-tuned"]
-    assert list(transfer["accuracy_mean"]) == [0.8, 0.9, 0.6] and set(transfer["note"]) == {""}
+    assert list(transfer["setting"]) == ["from scratch", "transfer from NVSS"]
+    assert list(transfer["accuracy_mean"]) == [0.8, 0.9] and set(transfer["note"]) == {""}
     assert "No transfer-learning" not in outputs["transfer"][1].read_text()
 
 
@@ -88,3 +89,19 @@ def test_published_table_cites_and_compares_with_the_best_first_variant(tmp_path
 def test_published_table_without_first_runs_leaves_ours_empty(tmp_path):
     written, _ = _write_all(tmp_path, _summary(survey="NVSS", trained_on="NVSS"))
     assert all(math.isnan(value) for value in written["published"]["ours_mean"])
+
+
+def test_published_results_are_data_with_citations():
+    published = pd.read_csv(tables.PUBLISHED_RESULTS)
+    assert {"reference", "citation", "bibkey", "survey", "metric", "value"} <= set(published.columns)
+    assert published["citation"].str.len().min() > 20 and published["value"].between(0, 1).all()
+    assert set(published["metric"]) <= set(tables.METRIC_LABELS)
+
+
+def test_notes_and_caption_reach_latex_and_html(tmp_path):
+    _, outputs = _write_all(tmp_path, _summary())
+    latex, html = outputs["published"][1].read_text(), outputs["published"][2].read_text()
+    assert r"\caption{Published results" in latex and r"\label{tab:published}" in latex and r"95\%" in latex
+    assert "References: Bowles M." in latex and "Tang, Scaife \\& Leahy" in latex
+    assert "<caption>Published results" in html and "<p>References: Bowles M." in html and "Scaife &amp; Leahy" in html
+    assert "$0.800 \\pm 0.010$ {\\scriptsize [0.75, 0.85]}" in latex

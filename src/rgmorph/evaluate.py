@@ -5,7 +5,7 @@ confusion matrix, ROC and AUROC, TPR0/TPR10 with each class as the positive one,
 95% percentile-bootstrap interval over test sources for every scalar, and predictions.csv.
 
 Over runs (``summarise_runs``): runs.csv, one row per run; summary.csv, one row per variant
-(model, mode, training survey, test survey) with, for each metric, the mean and sample std over
+(model, kind, training survey, test survey) with, for each metric, the mean and sample std over
 seeds, a bootstrap interval of the seed mean over test sources (``ci``: sources are resampled
 jointly for all seeds, so it holds the test-set sampling error that dominates with ~200 test
 sources) and a bootstrap interval over the seed values themselves (``seed_ci``).
@@ -16,22 +16,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from rgmorph.layout import Run
 from rgmorph.files import sha256_file, write_csv_atomic, write_json_atomic
-from rgmorph.metrics import (
-    auroc,
+from rgmorph.metrics import (  # noqa: F401  (metric_names, scalar_metrics are re-exported for callers)
     binary_classification_report,
+    bootstrap_intervals,
     bootstrap_mean,
-    expected_calibration_error,
-    per_class_precision_recall_f1,
-    tpr0,
-    tpr10,
+    metric_names,
+    scalar_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -42,77 +40,11 @@ CONFIDENCE = 0.95
 BOOTSTRAP_SEED = 0
 
 
-def metric_names(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
-    """Scalar metrics in table order; TPR0/TPR10 with the second class (FRII) positive come first."""
-    first, second = class_names
-    names = ["accuracy", "auroc"]
-    for name in (first, second):
-        names += [f"precision_{name}", f"recall_{name}", f"f1_{name}"]
-    names += [f"tpr0_{second}", f"tpr10_{second}", f"tpr0_{first}", f"tpr10_{first}", "ece"]
-    return names
-
-
 # Columns of the per-run table that are averaged over seeds.
 SUMMARY_METRICS = metric_names()
 
-# Keys a training run may set to say it was fine-tuned from another run (checked in this order).
-_TRANSFER_KEYS = ("pretrained_on", "transfer_from", "source_survey")
-_CHECKPOINT_RUN_KEYS = ("mode", *_TRANSFER_KEYS, "pretrained_checkpoint", "pretrained_checkpoint_sha256",
-                        "frozen_layers", "init_checkpoint", "trained_on", "frozen", "reinitialised")
-
-
-def scalar_metrics(true: np.ndarray, scores: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
-                   threshold: float = 0.5) -> dict[str, float]:
-    """Every scalar of ``metric_names`` for one set of predictions; NaN where undefined (one class absent)."""
-    true = np.asarray(true, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    predicted = (scores >= threshold).astype(np.int64)
-    values = {"accuracy": float(np.mean(true == predicted))}
-    per_class = per_class_precision_recall_f1(true, predicted, num_classes=2)
-    for k, name in enumerate(class_names):
-        for metric in ("precision", "recall", "f1"):
-            values[f"{metric}_{name}"] = float(per_class[metric][k])
-    both_present = 0 < true.sum() < true.size
-    values["auroc"] = auroc(true, scores) if both_present else math.nan
-    for positive, name in enumerate(class_names):
-        present = bool((true == positive).any())
-        values[f"tpr0_{name}"] = tpr0(true, scores, positive) if present else math.nan
-        values[f"tpr10_{name}"] = tpr10(true, scores, positive) if present else math.nan
-    values["ece"] = expected_calibration_error(true, scores)
-    return {name: values[name] for name in metric_names(class_names)}
-
-
-def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequence[np.ndarray],
-                        class_names: Sequence[str] = CLASS_NAMES, n_resamples: int = N_RESAMPLES,
-                        confidence: float = CONFIDENCE, seed: int = BOOTSTRAP_SEED) -> dict[str, dict]:
-    """Percentile-bootstrap interval of the run-mean of each scalar metric, resampling test sources.
-
-    All runs must score the same test sources in the same order (true labels equal): one draw
-    of source indices is applied to every run, so the interval is that of the seed mean over
-    test sets. A resample on which a metric is undefined for some run (a class absent) is
-    skipped for that metric and counted. Returns {metric: {low, high, n_skipped}}.
-    """
-    true_by_run = [np.asarray(true, dtype=np.int64) for true in true_by_run]
-    scores_by_run = [np.asarray(scores, dtype=np.float64) for scores in scores_by_run]
-    reference = true_by_run[0]
-    for true in true_by_run[1:]:
-        if not np.array_equal(true, reference):
-            raise ValueError("runs score different test sources: align them by name before a joint bootstrap")
-    rng = np.random.default_rng(seed)
-    names = metric_names(class_names)
-    draws = np.full((n_resamples, len(names)), np.nan)
-    for r in range(n_resamples):
-        index = rng.integers(0, reference.size, size=reference.size)
-        per_run = [scalar_metrics(true[index], scores[index], class_names) for true, scores in
-                   zip(true_by_run, scores_by_run)]
-        draws[r] = [np.mean([values[name] for values in per_run]) for name in names]
-    tail = (1.0 - confidence) / 2
-    intervals = {}
-    for column, name in enumerate(names):
-        valid = draws[:, column][np.isfinite(draws[:, column])]
-        low, high = (np.quantile(valid, [tail, 1 - tail]) if valid.size else (math.nan, math.nan))
-        intervals[name] = {"low": float(low), "high": float(high), "n_skipped": int(n_resamples - valid.size)}
-    return intervals
+# What evaluation carries over from a fine-tuned run's checkpoint, for the trace from metrics to models.
+_TRANSFER_DETAILS = ("pretrained_checkpoint", "pretrained_checkpoint_sha256", "frozen", "reinitialised")
 
 
 # ------------------------------------------------------------------ one run
@@ -141,16 +73,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
                                     bootstrap_seed)
     report["bootstrap"] = {"method": "percentile bootstrap over test sources", "n_resamples": n_resamples,
                            "confidence": CONFIDENCE, "seed": bootstrap_seed, "intervals": intervals}
-    report["run"] = {
-        "model": checkpoint["model_name"], "trained_on": checkpoint["survey"], "survey": dataset["survey"],
-        "seed": checkpoint["seed"], "parameters": checkpoint["parameters"], "best_epoch": checkpoint["best_epoch"],
-        "best_val_accuracy": checkpoint["best_val_accuracy"], "best_val_loss": checkpoint["best_val_loss"],
-        "checkpoint": str(checkpoint_path), "checkpoint_sha256": sha256_file(checkpoint_path),
-        "dataset": str(dataset_path), "dataset_sha256": sha256_file(dataset_path),
-        "environment": checkpoint["environment"],
-        **{key: checkpoint[key] for key in _CHECKPOINT_RUN_KEYS if checkpoint.get(key) is not None},
-    }
-    report["run"]["mode"], report["run"]["pretrained_on"] = run_mode(report["run"], metrics_path)
+    report["run"] = run_record(checkpoint, checkpoint_path, dataset["survey"])
+    report["run"].update(dataset=str(dataset_path), dataset_sha256=sha256_file(dataset_path))
     predictions = pd.DataFrame({
         "name": dataset["names"][test], "label": labels,
         "class_name": [dataset["class_names"][label] for label in labels],
@@ -168,36 +92,26 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
 # ---------------------------------------------------------------- all runs
 
 
-def run_mode(run: dict, path: str | Path | None = None) -> tuple[str, str]:
-    """(mode, pretrained_on) of a run: 'scratch', 'transfer' (fine-tuned from a model trained on
-    ``pretrained_on``) or 'cross-survey' (trained on one survey, tested on another as it is).
-
-    Reads ``run.mode`` and ``run.pretrained_on``/``transfer_from``/``source_survey`` when the
-    training stage wrote them, else a ``transfer-from-<survey>`` folder in the path, else compares
-    ``trained_on`` with ``survey``.
-    """
-    source = next((str(run[key]) for key in _TRANSFER_KEYS if run.get(key)), "")
-    match = re.search(r"transfer-from-([A-Za-z0-9_]+)", str(path or ""))
-    if not source and match:
-        source = match.group(1)
-    mode = run.get("mode")
-    if not mode or (mode == "scratch" and source):  # a pre-training survey outweighs a default 'scratch'
-        if source:
-            mode = "transfer"
-        elif run.get("trained_on") and run.get("survey") and run["trained_on"] != run["survey"]:
-            mode = "cross-survey"
-        else:
-            mode = "scratch"
-    mode = {"from-scratch": "scratch", "from_scratch": "scratch", "finetune": "transfer",
-            "fine-tune": "transfer", "transfer-learning": "transfer"}.get(str(mode), str(mode))
-    return mode, source
+def run_record(checkpoint: dict, checkpoint_path: str | Path, survey: str) -> dict:
+    """What metrics.json says of the run: which one (its kind as training recorded it) and how it was chosen."""
+    run = Run(checkpoint["survey"], checkpoint["model_name"], int(checkpoint["seed"]),
+              checkpoint.get("pretrained_on") or "")
+    return {
+        "model": run.model, "kind": run.kind, "pretrained_on": run.pretrained_on,
+        "trained_on": run.pretrained_on or run.survey, "survey": survey, "seed": run.seed,
+        "parameters": checkpoint["parameters"], "best_epoch": checkpoint["best_epoch"],
+        "best_val_accuracy": checkpoint["best_val_accuracy"], "best_val_loss": checkpoint["best_val_loss"],
+        "checkpoint": str(checkpoint_path), "checkpoint_sha256": sha256_file(checkpoint_path),
+        "environment": checkpoint.get("environment"),
+        **{key: checkpoint[key] for key in _TRANSFER_DETAILS if checkpoint.get(key) is not None},
+    }
 
 
 def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     """One row of the tidy per-run table."""
     run = report["run"]
-    mode, source = run_mode(run, path)
-    row = {"model": run["model"], "mode": mode, "pretrained_on": source, "trained_on": run["trained_on"],
+    row = {"model": run["model"], "kind": run["kind"], "pretrained_on": run["pretrained_on"],
+           "trained_on": run["trained_on"],
            "survey": run["survey"], "seed": run["seed"], "split": report.get("split", "test"),
            "n_test": report["n_samples"], "best_epoch": run["best_epoch"],
            "best_val_accuracy": run["best_val_accuracy"], "accuracy": report["accuracy"], "auroc": report["auroc"],
@@ -215,7 +129,7 @@ def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     return row
 
 
-GROUP_COLUMNS = ["model", "mode", "pretrained_on", "trained_on", "survey"]
+GROUP_COLUMNS = ["model", "kind", "pretrained_on", "trained_on", "survey"]
 
 
 def _aligned_predictions(paths: Sequence[Path], positive: str) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
@@ -244,7 +158,7 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
     names = metric_names(class_names)
     runs = pd.DataFrame([flatten_report(report, path) for report, path in zip(reports, metrics_paths)])
     runs["predictions_file"] = [str(path) for path in predictions_paths]
-    runs = runs.sort_values(["model", "mode", "trained_on", "survey", "seed"]).reset_index(drop=True)
+    runs = runs.sort_values(["model", "kind", "trained_on", "survey", "seed"]).reset_index(drop=True)
     write_csv_atomic(runs_path, runs)
 
     rows = []
@@ -273,6 +187,6 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
     write_csv_atomic(summary_path, summary, float_format="%.4f")
     for row in summary.itertuples(index=False):
         log.info("%s %s %s->%s: accuracy %.3f +/- %.3f [%.3f, %.3f], AUROC %.3f +/- %.3f over %d seeds", row.model,
-                 row.mode, row.trained_on, row.survey, row.accuracy_mean, row.accuracy_std, row.accuracy_ci_low,
+                 row.kind, row.trained_on, row.survey, row.accuracy_mean, row.accuracy_std, row.accuracy_ci_low,
                  row.accuracy_ci_high, row.auroc_mean, row.auroc_std, row.seeds)
     return summary

@@ -1,390 +1,206 @@
-"""Classification metrics for FRI/FRII morphology, in plain numpy.
+"""Classification metrics for FRI/FRII morphology: scikit-learn, plus what it lacks.
 
-Conventions: labels are integers 0..K-1. In the binary case class 1 (FRII) is
-the positive class and ``scores`` are the predicted probability of class 1;
-the FRI-positive view uses ``1 - scores``. Where a ratio is 0/0 (a class that is
-never predicted or never present) it is reported as 0.0, as scikit-learn does
-with ``zero_division=0``.
+Conventions: labels are integers 0..K-1. With two classes, class 1 (FRII) is the positive class
+and ``scores`` are the predicted probability of class 1 (class 0 ranks by ``1 - scores``); with
+K classes ``scores`` is an (N, K) probability matrix. A 0/0 ratio is 0.0 (``zero_division=0``).
+
+scikit-learn gives accuracy, precision/recall/F1, the confusion matrix and the ROC curve; added
+here are TPR0 and TPR10 of the strong-lens finding challenge (Metcalf et al. 2019, A&A 625, A119:
+"TPR0 is the highest TPR reached, as a function of threshold, before a single false positive",
+"TPR10 the TPR where less than ten false positives" are made, read literally as at most nine),
+the expected calibration error, and percentile-bootstrap intervals drawn by ``scipy.stats.bootstrap``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
+import sklearn
+from scipy import stats
+from sklearn import metrics as skm
 
-# Metcalf et al. 2019: TPR10 is the TPR "where less than ten false positives"
-# are made, i.e. at most nine. See tpr_before_false_positives.
+CLASS_NAMES = ("FRI", "FRII")
 TPR0_ALLOWED_FALSE_POSITIVES = 0
 TPR10_ALLOWED_FALSE_POSITIVES = 9
 
 
-# ---------------------------------------------------------------- validation
+def check_inputs(true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """(int labels, float scores) with clear errors: 1-D labels in 0..K-1, finite scores of the same length."""
+    true, scores = np.asarray(true), np.asarray(scores, dtype=np.float64)
+    if true.ndim != 1 or true.size == 0:
+        raise ValueError(f"true must be a non-empty 1-D array of class labels, got shape {true.shape}")
+    if scores.ndim not in (1, 2) or len(scores) != true.size:
+        raise ValueError(f"length mismatch: true has {true.size} entries but scores has shape {scores.shape}")
+    num_classes = scores.shape[1] if scores.ndim == 2 else 2
+    outside = ~np.isin(true, np.arange(num_classes))
+    if outside.any():
+        raise ValueError(f"true has labels outside 0..{num_classes - 1}: {sorted(set(true[outside].tolist()))}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contains NaN or infinite values")
+    return true.astype(np.int64), scores
 
 
-def _as_1d(name: str, values) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} is empty")
-    return array
+def metric_names(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
+    """Scalar metrics in table order; TPR0/TPR10 with the second class (FRII) positive come first."""
+    names = ["accuracy", "auroc"]
+    names += [f"{metric}_{name}" for name in class_names for metric in ("precision", "recall", "f1")]
+    for name in (*class_names[1:], class_names[0]):
+        names += [f"tpr0_{name}", f"tpr10_{name}"]
+    return names + ["ece"]
 
 
-def _check_same_length(**arrays: np.ndarray) -> None:
-    lengths = {name: len(array) for name, array in arrays.items()}
-    if len(set(lengths.values())) > 1:
-        described = " but ".join(f"{name} has {n} entries" for name, n in lengths.items())
-        raise ValueError(f"length mismatch: {described}")
+def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float, float]:
+    """(TPR0, TPR10, AUROC) of class k against the rest; NaN where undefined.
 
-
-def _as_labels(name: str, values, num_classes: int | None = None) -> np.ndarray:
-    array = _as_1d(name, values)
-    if array.dtype == bool:
-        array = array.astype(np.int64)
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must hold finite integer class labels")
-    as_int = array.astype(np.int64)
-    if not np.array_equal(as_int, array):
-        raise ValueError(f"{name} must hold integer class labels, got non-integer values")
-    if num_classes is not None:
-        outside = as_int[(as_int < 0) | (as_int >= num_classes)]
-        if outside.size:
-            raise ValueError(
-                f"{name} has labels outside 0..{num_classes - 1}: {sorted(set(outside.tolist()))}"
-            )
-    return as_int
-
-
-def _as_scores(name: str, values) -> np.ndarray:
-    array = _as_1d(name, values).astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return array
-
-
-def _binary_inputs(true, scores) -> tuple[np.ndarray, np.ndarray]:
-    true = _as_labels("true", true, num_classes=2)
-    scores = _as_scores("scores", scores)
-    _check_same_length(true=true, scores=scores)
-    return true, scores
-
-
-def _ranked_counts(is_positive: np.ndarray, scores: np.ndarray):
-    """Cumulative (tp, fp) at each distinct score, highest first, starting from (0, 0).
-
-    Tied scores are one group: a threshold can only admit all of them or none.
+    The ROC has one point per distinct score, so tied scores are admitted together (a tie holding
+    a negative at the top gives TPR0 = 0); with no negatives every positive comes first (TPR 1).
     """
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores = scores[order]
-    sorted_positive = is_positive[order]
-    group_ends = np.flatnonzero(np.diff(sorted_scores) != 0)
-    group_ends = np.append(group_ends, sorted_scores.size - 1)
-    tp = np.cumsum(sorted_positive)[group_ends]
-    fp = (group_ends + 1) - tp
-    thresholds = np.concatenate([[np.inf], sorted_scores[group_ends]])
-    return np.concatenate([[0], tp]), np.concatenate([[0], fp]), thresholds
-
-
-# ---------------------------------------------------- thresholded predictions
-
-
-def confusion_matrix(true, predicted, num_classes: int) -> np.ndarray:
-    """(K, K) int counts; rows are true classes, columns predicted classes."""
-    true = _as_labels("true", true, num_classes)
-    predicted = _as_labels("predicted", predicted, num_classes)
-    _check_same_length(true=true, predicted=predicted)
-    flat = np.bincount(true * num_classes + predicted, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    # 0/0 -> 0.0 by the module convention; the denominator is never negative.
-    numerator = np.asarray(numerator, dtype=np.float64)
-    denominator = np.asarray(denominator, dtype=np.float64)
-    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
-
-
-def per_class_precision_recall_f1(true, predicted, num_classes: int) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1 (floats) and support (ints), each of length K.
-
-    A 0/0 ratio (class never predicted, never present, or precision = recall = 0)
-    is 0.0.
-    """
-    counts = confusion_matrix(true, predicted, num_classes)
-    true_positives = np.diag(counts)
-    support = counts.sum(axis=1)
-    precision = _safe_divide(true_positives, counts.sum(axis=0))
-    recall = _safe_divide(true_positives, support)
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
-
-
-def accuracy(true, predicted) -> float:
-    """Fraction of samples whose predicted label equals the true label."""
-    true = _as_labels("true", true)
-    predicted = _as_labels("predicted", predicted)
-    _check_same_length(true=true, predicted=predicted)
-    return float(np.mean(true == predicted))
-
-
-# ------------------------------------------------------------ ranking metrics
-
-
-def roc_curve(true, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) with one point per distinct score, from (0, 0) to (1, 1).
-
-    ``thresholds[i]`` is the lowest score admitted at point i (predict positive
-    when score >= threshold); ``thresholds[0]`` is +inf, the point that admits
-    nothing. Equals ``sklearn.metrics.roc_curve(..., drop_intermediate=False)``.
-    """
-    true, scores = _binary_inputs(true, scores)
-    n_positive = int(true.sum())
-    n_negative = true.size - n_positive
-    if n_positive == 0 or n_negative == 0:
-        present = "positive (1)" if n_positive else "negative (0)"
-        raise ValueError(
-            f"ROC curve is undefined: only one class present in true (all {present})"
-        )
-    tp, fp, thresholds = _ranked_counts(true == 1, scores)
-    return fp / n_negative, tp / n_positive, thresholds
-
-
-def auroc(true, scores) -> float:
-    """Area under the tie-aware ROC curve by the trapezoid rule.
-
-    Equals Mann-Whitney U / (n_pos * n_neg) with each tied positive-negative
-    pair counted as 1/2. Raises ValueError if only one class is present.
-    """
-    fpr, tpr, _ = roc_curve(true, scores)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
-
-
-def tpr_before_false_positives(
-    true, scores, allowed_false_positives: int, positive_class: int = 1
-) -> float:
-    """Highest TPR reached by a score threshold that admits at most ``allowed_false_positives``.
-
-    This generalises TPR0 and TPR10 of the strong-gravitational-lens finding
-    challenge (Metcalf et al. 2019, A&A 625, A119): "TPR0 is the highest TPR
-    reached, as a function of threshold, before a single false positive" and
-    "TPR10 the TPR where less than ten false positives" are made. We read
-    "less than ten" literally, so ``tpr10`` uses ``allowed_false_positives=9``.
-
-    Samples are ranked by descending score; tied scores are admitted or
-    rejected together (no threshold can split a tie), so a top group holding a
-    negative gives TPR0 = 0. With no negatives at all the answer is 1.0.
-    ``positive_class=0`` treats FRI as positive and ranks by ``1 - scores``.
-    Raises ValueError if the positive class is absent (TPR undefined).
-    """
-    true, scores = _binary_inputs(true, scores)
-    if positive_class not in (0, 1):
-        raise ValueError(f"positive_class must be 0 or 1, got {positive_class!r}")
-    if allowed_false_positives < 0:
-        raise ValueError(f"allowed_false_positives must be >= 0, got {allowed_false_positives}")
-    is_positive = true == positive_class
-    n_positive = int(is_positive.sum())
-    if n_positive == 0:
-        raise ValueError(f"TPR is undefined: positive class {positive_class} is absent from true")
-    ranking_scores = scores if positive_class == 1 else 1.0 - scores
-    tp, fp, _ = _ranked_counts(is_positive, ranking_scores)
-    # tp and fp never decrease down the ranking, so the best admissible point
-    # is the last one within the false-positive budget; (0, 0) always is.
-    return float(tp[fp <= allowed_false_positives].max() / n_positive)
-
-
-def tpr0(true, scores, positive_class: int = 1) -> float:
-    """TPR before the first false positive (Metcalf et al. 2019)."""
-    return tpr_before_false_positives(true, scores, TPR0_ALLOWED_FALSE_POSITIVES, positive_class)
-
-
-def tpr10(true, scores, positive_class: int = 1) -> float:
-    """TPR with fewer than ten (at most nine) false positives (Metcalf et al. 2019)."""
-    return tpr_before_false_positives(true, scores, TPR10_ALLOWED_FALSE_POSITIVES, positive_class)
-
-
-# ---------------------------------------------------------------- calibration
+    positive = true == k
+    if not positive.any():
+        return math.nan, math.nan, math.nan
+    if positive.all():
+        return 1.0, 1.0, math.nan
+    ranking = scores[:, k] if scores.ndim == 2 else (scores if k == 1 else 1.0 - scores)
+    fpr, tpr, _ = skm.roc_curve(positive, ranking, drop_intermediate=False)
+    false_positives = np.rint(fpr * np.count_nonzero(~positive))
+    tpr0, tpr10 = (float(tpr[false_positives <= allowed].max())
+                   for allowed in (TPR0_ALLOWED_FALSE_POSITIVES, TPR10_ALLOWED_FALSE_POSITIVES))
+    return tpr0, tpr10, float(skm.auc(fpr, tpr))
 
 
 def expected_calibration_error(true, probabilities, n_bins: int = 10) -> float:
     """Expected calibration error of the top-class confidence (Guo et al. 2017).
 
-    ``probabilities`` is an (N, K) matrix of class probabilities, or a 1-D array
-    of positive-class probabilities for the binary case. Each sample's
-    confidence is its largest class probability and its prediction that class
-    (1-D input: class 1 when p >= 0.5, matching the default report threshold;
-    matrix input: the first maximum). Confidences fall in ``n_bins`` equal-width
-    bins (lo, hi] on [0, 1] (0 joins the first bin), and
-    ECE = sum over bins of (bin size / N) * |accuracy(bin) - mean confidence(bin)|.
+    ``probabilities``: class-1 probabilities (predict class 1 when p >= 0.5) or an (N, K) matrix
+    (predict the first maximum). Confidences fall in ``n_bins`` equal-width bins (lo, hi] on [0, 1]
+    (0 joins the first) and ECE = sum over bins of (bin size / N) * |accuracy - mean confidence|.
     """
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
-    probabilities = np.asarray(probabilities, dtype=np.float64)
+    true, probabilities = check_inputs(true, probabilities)
+    if n_bins < 1 or probabilities.min() < 0 or probabilities.max() > 1:
+        raise ValueError(f"probabilities must lie in [0, 1] and n_bins be >= 1, got n_bins={n_bins}")
     if probabilities.ndim == 1:
-        positive = _as_scores("probabilities", probabilities)
-        predicted = (positive >= 0.5).astype(np.int64)
-        confidence = np.where(predicted == 1, positive, 1.0 - positive)
-        num_classes = 2
-    elif probabilities.ndim == 2:
-        if probabilities.shape[0] == 0:
-            raise ValueError("probabilities is empty")
-        predicted = probabilities.argmax(axis=1)
-        confidence = probabilities.max(axis=1)
-        num_classes = probabilities.shape[1]
+        predicted = (probabilities >= 0.5).astype(np.int64)
+        confidence = np.where(predicted == 1, probabilities, 1.0 - probabilities)
     else:
-        raise ValueError(f"probabilities must be 1-D or (N, K), got shape {probabilities.shape}")
-    if not np.all(np.isfinite(probabilities)) or probabilities.min() < 0 or probabilities.max() > 1:
-        raise ValueError("probabilities must lie in [0, 1]")
-    true = _as_labels("true", true, num_classes)
-    _check_same_length(true=true, probabilities=confidence)
-
+        predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # side="left" puts a confidence equal to an edge in the bin that edge closes.
-    bin_index = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
     correct = (predicted == true).astype(np.float64)
-    total = 0.0
-    for b in np.unique(bin_index):
-        in_bin = bin_index == b
-        total += in_bin.sum() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    total = sum((bins == b).sum() * abs(correct[bins == b].mean() - confidence[bins == b].mean())
+                for b in np.unique(bins))
     return float(total / true.size)
+
+
+def scalar_metrics(true, scores, class_names: Sequence[str] = CLASS_NAMES, threshold: float = 0.5,
+                   n_bins: int = 10) -> dict[str, float]:
+    """Every scalar of ``metric_names`` for one set of predictions; NaN where undefined (a class absent).
+
+    Two classes: predict class 1 when score >= threshold; AUROC is that of class 1. An (N, K) matrix:
+    predict the argmax; AUROC is the one-vs-rest macro mean.
+    """
+    true, scores = check_inputs(true, scores)
+    predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    per_class = skm.precision_recall_fscore_support(true, predicted, labels=list(range(len(class_names))),
+                                                    zero_division=0)
+    values = {"accuracy": float(skm.accuracy_score(true, predicted))}
+    areas = []
+    for k, name in enumerate(class_names):
+        for metric, column in zip(("precision", "recall", "f1"), per_class):
+            values[f"{metric}_{name}"] = float(column[k])
+        values[f"tpr0_{name}"], values[f"tpr10_{name}"], area = _ranking_metrics(true, scores, k)
+        areas.append(area)
+    values["auroc"] = areas[1] if scores.ndim == 1 else float(np.mean(areas))
+    values["ece"] = expected_calibration_error(true, scores, n_bins)
+    return {name: values[name] for name in metric_names(class_names)}
+
+
+def binary_classification_report(true, scores, threshold: float = 0.5, class_names: Sequence[str] = CLASS_NAMES,
+                                 n_bins: int = 10) -> dict:
+    """JSON-ready summary of a binary classifier from class-1 probabilities.
+
+    Holds accuracy, per-class precision/recall/F1/support keyed by class name, the confusion matrix
+    (rows true, columns predicted, ordered as ``class_names``), AUROC, ``tpr0_<name>`` /
+    ``tpr10_<name>`` for each class taken as positive, ECE and the ROC points (one per distinct
+    score, from (0, 0)). Raises ValueError if either class is absent.
+    """
+    true, scores = check_inputs(true, scores)
+    if len(class_names) != 2 or scores.ndim != 1:
+        raise ValueError(f"need two class names and 1-D scores, got {class_names!r} and shape {scores.shape}")
+    if np.unique(true).size != 2:
+        raise ValueError(f"only one class present in true (all {class_names[true[0]]}): the report is undefined")
+    values = scalar_metrics(true, scores, class_names, threshold, n_bins)
+    predicted = (scores >= threshold).astype(np.int64)
+    support = np.bincount(true, minlength=2)
+    fpr, tpr, _ = skm.roc_curve(true, scores, drop_intermediate=False)
+    return {
+        "n_samples": int(true.size), "threshold": float(threshold), "class_names": list(class_names),
+        "accuracy": values["accuracy"],
+        "per_class": {name: {**{metric: values[f"{metric}_{name}"] for metric in ("precision", "recall", "f1")},
+                             "support": int(support[k])} for k, name in enumerate(class_names)},
+        "confusion_matrix": skm.confusion_matrix(true, predicted, labels=[0, 1]).tolist(),
+        "auroc": values["auroc"],
+        **{key: values[key] for name in class_names for key in (f"tpr0_{name}", f"tpr10_{name}")},
+        "ece": values["ece"],
+        "roc_curve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+    }
 
 
 # ------------------------------------------------------------------ bootstrap
 
 
-class BootstrapInterval(tuple):
-    """A ``(low, high)`` pair that also records ``n_skipped`` undefined resamples."""
+def _percentile_bootstrap(statistic, data: np.ndarray, n_resamples: int, confidence: float, seed: int,
+                          vectorized: bool) -> list[dict]:
+    """Percentile interval of each output of ``statistic`` over resamples of ``data`` (scipy.stats.bootstrap).
 
-    def __new__(cls, low: float, high: float, n_skipped: int = 0):
-        interval = super().__new__(cls, (float(low), float(high)))
-        interval.n_skipped = int(n_skipped)
-        return interval
-
-    def __getnewargs__(self):
-        return (self[0], self[1], self.n_skipped)
-
-    @property
-    def low(self) -> float:
-        return self[0]
-
-    @property
-    def high(self) -> float:
-        return self[1]
-
-    def __repr__(self) -> str:
-        return f"BootstrapInterval(low={self[0]!r}, high={self[1]!r}, n_skipped={self.n_skipped})"
-
-
-def _percentile_interval(statistics: np.ndarray, confidence: float, n_skipped: int) -> BootstrapInterval:
+    NaN draws (statistic undefined on that resample) are left out and counted as ``n_skipped``.
+    """
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True):
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # scipy's own interval with NaN draws
+        draws = stats.bootstrap((data,), statistic, n_resamples=n_resamples, vectorized=vectorized,
+                                confidence_level=confidence, method="percentile",
+                                rng=np.random.default_rng(seed)).bootstrap_distribution
+    draws = np.atleast_2d(draws)
     tail = (1.0 - confidence) / 2
-    low, high = np.quantile(statistics, [tail, 1.0 - tail])
-    return BootstrapInterval(low, high, n_skipped)
+    intervals = []
+    for row in draws:
+        valid = row[~np.isnan(row)]
+        low, high = np.quantile(valid, [tail, 1.0 - tail]) if valid.size else (math.nan, math.nan)
+        intervals.append({"low": float(low), "high": float(high), "n_skipped": int(row.size - valid.size)})
+    return intervals
 
 
-def _check_bootstrap_settings(n_resamples: int, confidence: float) -> None:
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+def bootstrap_mean(values, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Seeded percentile-bootstrap (low, high) of the mean of ``values`` (e.g. one metric per seed)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 1:  # scipy needs two observations; one value resamples to itself
+        return float(values[0]), float(values[0])
+    interval = _percentile_bootstrap(np.mean, values, n_resamples, confidence, seed, vectorized=True)[0]
+    return interval["low"], interval["high"]
 
 
-def bootstrap_metric(
-    metric_fn: Callable[[np.ndarray, np.ndarray], float],
-    true,
-    predicted_or_scores,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapInterval:
-    """Seeded percentile-bootstrap interval of ``metric_fn(true, predicted_or_scores)``.
+def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequence[np.ndarray],
+                        class_names: Sequence[str] = CLASS_NAMES, n_resamples: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> dict[str, dict]:
+    """Percentile-bootstrap interval of the run-mean of each scalar metric, resampling test sources.
 
-    Test examples are resampled with replacement (rows of a 2-D
-    ``predicted_or_scores`` move with their labels). A resample on which the
-    metric raises ValueError (e.g. AUROC with one class) is skipped and counted
-    in ``n_skipped``; if every resample is skipped, ValueError is raised.
+    All runs must score the same test sources in the same order (true labels equal): one draw
+    of source indices is applied to every run, so the interval is that of the seed mean over
+    test sets. A resample on which a metric is undefined for some run (a class absent) is
+    skipped for that metric and counted. Returns {metric: {low, high, n_skipped}}.
     """
-    _check_bootstrap_settings(n_resamples, confidence)
-    true = np.asarray(true)
-    predicted_or_scores = np.asarray(predicted_or_scores)
-    if true.ndim != 1 or true.size == 0:
-        raise ValueError(f"true must be a non-empty 1-D array, got shape {true.shape}")
-    _check_same_length(true=true, predicted_or_scores=predicted_or_scores)
-    rng = np.random.default_rng(seed)
-    statistics = []
-    n_skipped = 0
-    last_error = None
-    for _ in range(n_resamples):
-        index = rng.integers(0, true.size, size=true.size)
-        try:
-            statistics.append(float(metric_fn(true[index], predicted_or_scores[index])))
-        except ValueError as error:
-            n_skipped += 1
-            last_error = error
-    if not statistics:
-        raise ValueError(
-            f"metric was undefined on all {n_resamples} bootstrap resamples: {last_error}"
-        )
-    return _percentile_interval(np.asarray(statistics), confidence, n_skipped)
+    true = np.asarray(true_by_run[0], dtype=np.int64)
+    if any(not np.array_equal(other, true) for other in true_by_run[1:]):
+        raise ValueError("runs score different test sources: align them by name before a joint bootstrap")
+    scores_by_run = [np.asarray(scores, dtype=np.float64) for scores in scores_by_run]
+    names = metric_names(class_names)
 
+    def run_mean(index: np.ndarray) -> np.ndarray:
+        per_run = [scalar_metrics(true[index], scores[index], class_names) for scores in scores_by_run]
+        return np.array([np.mean([values[name] for values in per_run]) for name in names])
 
-def bootstrap_mean(
-    values: Sequence[float] | np.ndarray,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> BootstrapInterval:
-    """Seeded percentile-bootstrap interval of the mean of ``values`` (e.g. one metric per seed)."""
-    _check_bootstrap_settings(n_resamples, confidence)
-    values = _as_scores("values", values)
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, values.size, size=(n_resamples, values.size))
-    return _percentile_interval(values[index].mean(axis=1), confidence, n_skipped=0)
-
-
-# --------------------------------------------------------------------- report
-
-
-def binary_classification_report(
-    true,
-    scores,
-    threshold: float = 0.5,
-    class_names: tuple[str, str] = ("FRI", "FRII"),
-    n_bins: int = 10,
-) -> dict:
-    """JSON-ready summary of a binary classifier from class-1 probabilities.
-
-    Predicts class 1 when score >= threshold. Holds accuracy, per-class
-    precision/recall/F1/support keyed by class name, the confusion matrix
-    (rows true, columns predicted, ordered as ``class_names``), AUROC,
-    ``tpr0_<name>`` / ``tpr10_<name>`` for each class taken as positive, ECE and
-    the ROC points. Raises ValueError if either class is absent.
-    """
-    true, scores = _binary_inputs(true, scores)
-    if len(class_names) != 2:
-        raise ValueError(f"class_names must name exactly two classes, got {class_names!r}")
-    predicted = (scores >= threshold).astype(np.int64)
-    per_class = per_class_precision_recall_f1(true, predicted, num_classes=2)
-    fpr, tpr, _ = roc_curve(true, scores)
-    report = {
-        "n_samples": int(true.size),
-        "threshold": float(threshold),
-        "class_names": list(class_names),
-        "accuracy": accuracy(true, predicted),
-        "per_class": {
-            name: {
-                "precision": float(per_class["precision"][k]),
-                "recall": float(per_class["recall"][k]),
-                "f1": float(per_class["f1"][k]),
-                "support": int(per_class["support"][k]),
-            }
-            for k, name in enumerate(class_names)
-        },
-        "confusion_matrix": confusion_matrix(true, predicted, num_classes=2).tolist(),
-        "auroc": auroc(true, scores),
-    }
-    for positive_class, name in enumerate(class_names):
-        report[f"tpr0_{name}"] = tpr0(true, scores, positive_class)
-        report[f"tpr10_{name}"] = tpr10(true, scores, positive_class)
-    report["ece"] = expected_calibration_error(true, scores, n_bins=n_bins)
-    report["roc_curve"] = {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-    return report
+    intervals = _percentile_bootstrap(run_mean, np.arange(true.size), n_resamples, confidence, seed, vectorized=False)
+    return dict(zip(names, intervals))

@@ -1,13 +1,13 @@
-"""The paper's tables, from the per-run and summary CSVs: each as CSV (numbers), LaTeX and HTML.
+"""The paper's tables, from the summary CSV: each as CSV (numbers), LaTeX and HTML (pandas Styler).
 
 1. ``main``: every variant on every survey, trained from scratch: accuracy, AUROC, F1 per
    class, TPR0/TPR10 with FRII and with FRI as the positive class, ECE; mean +/- std over
    seeds and the 95% bootstrap interval over test sources.
 2. ``transfer``: transfer learning against training from scratch, Tang et al. (2019) style:
    recall, precision and F1 per class, accuracy and AUC, per test survey.
-3. ``published``: published FRDEEP numbers beside ours, with citations.
+3. ``published``: published FRDEEP numbers (resources/published_results.csv) beside ours, with citations.
 
-LaTeX tables use booktabs and (for the wide main table) graphicx's \\resizebox.
+LaTeX tables use booktabs and (for the wide tables) graphicx's \\resizebox.
 """
 
 from __future__ import annotations
@@ -18,48 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from rgmorph.files import write_bytes_atomic, write_csv_atomic
 
-CLASS_NAMES = ("FRI", "FRII")
-
-# Published results on FRDEEP, quoted as printed (accuracy in per cent in the sources).
-PUBLISHED = [
-    {
-        "reference": "Bowles et al. (2021)",
-        "citation": "Bowles M., Scaife A. M. M., Porter F., Tang H., Bastien D. J., 2021, MNRAS, 501, 4579 "
-                    "(doi:10.1093/mnras/staa3946)",
-        "bibkey": "Bowles2021",
-        "data": "FRDEEP-F (FIRST)",
-        "survey": "FIRST",
-        "model": "attention-gated CNN",
-        "metric": "accuracy",
-        "value": 0.885,
-    },
-    {
-        "reference": "Bowles et al. (2021)",
-        "citation": "Bowles M., Scaife A. M. M., Porter F., Tang H., Bastien D. J., 2021, MNRAS, 501, 4579 "
-                    "(doi:10.1093/mnras/staa3946)",
-        "bibkey": "Bowles2021",
-        "data": "FRDEEP-F (FIRST)",
-        "survey": "FIRST",
-        "model": "attention-gated CNN",
-        "metric": "auroc",
-        "value": 0.894,
-    },
-    {
-        "reference": "FRDEEP v2 tutorial",
-        "citation": "Tang H., FRDEEP data set tutorial CNN (github.com/HongmingTang060313/FR-DEEP), "
-                    "data from Tang, Scaife & Leahy 2019, MNRAS, 488, 3358",
-        "bibkey": "FRDEEPtutorial",
-        "data": "FRDEEP-F (FIRST)",
-        "survey": "FIRST",
-        "model": "tutorial CNN",
-        "metric": "accuracy",
-        "value": 0.77,
-    },
-]
-
+PUBLISHED_RESULTS = Path(__file__).resolve().parents[2] / "resources" / "published_results.csv"
 METRIC_LABELS = {
     "accuracy": "Accuracy", "auroc": "AUROC", "ece": "ECE",
     "tpr0_FRII": "TPR0 (FRII)", "tpr10_FRII": "TPR10 (FRII)", "tpr0_FRI": "TPR0 (FRI)", "tpr10_FRI": "TPR10 (FRI)",
@@ -69,24 +32,38 @@ METRIC_LABELS = {
 MAIN_METRICS = ["accuracy", "auroc", "f1_FRI", "f1_FRII", "tpr0_FRII", "tpr10_FRII", "tpr0_FRI", "tpr10_FRI", "ece"]
 TRANSFER_METRICS = ["recall_FRI", "recall_FRII", "precision_FRI", "precision_FRII", "f1_FRI", "f1_FRII",
                     "accuracy", "auroc"]
-NO_TRANSFER_NOTE = ("No transfer-learning or cross-survey runs are configured: only the from-scratch baselines "
+NO_TRANSFER_NOTE = ("No transfer-learning runs are configured: only the from-scratch baselines "
                     "are shown. Configure transfer runs in the training stage to fill this table.")
+_LATEX_SPECIAL = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"})
+_HTML_STYLES = [
+    {"selector": "", "props": "border-collapse: collapse; font-family: 'DejaVu Sans', Arial, sans-serif; "
+                              "font-size: 11px; border-bottom: 2px solid #444"},
+    {"selector": "caption", "props": "caption-side: top; text-align: left; max-width: 60em; margin-bottom: 0.6em"},
+    {"selector": "th, td", "props": "padding: 3px 6px; text-align: right; vertical-align: bottom"},
+    {"selector": "th", "props": "border-top: 2px solid #444; border-bottom: 1px solid #444"},
+    {"selector": "th:first-child, td:first-child", "props": "text-align: left"},
+    {"selector": ".ci", "props": "color: #555; font-size: 10px"},
+]
 
 
 # ------------------------------------------------------------ formatting
+
+
+def latex_escape(text) -> str:
+    return str(text).translate(_LATEX_SPECIAL)
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value))
 
 
-def format_cell(mean, std=None, digits: int = 3) -> str:
+def format_cell(mean, std=None, digits: int = 3, latex: bool = False) -> str:
+    """'0.885 ± 0.012' (LaTeX: '$0.885 \\pm 0.012$'), '--' without a number."""
     if not _is_number(mean):
         return "--"
-    text = f"{mean:.{digits}f}"
-    if _is_number(std):
-        text += f" ± {std:.{digits}f}"
-    return text
+    text = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if _is_number(std) else "")
+    return "$" + text.replace("±", r"\pm") + "$" if latex else text
 
 
 def format_interval(low, high, digits: int = 2) -> str:
@@ -95,90 +72,36 @@ def format_interval(low, high, digits: int = 2) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def latex_escape(text) -> str:
-    text = str(text)
-    for raw, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                         ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        text = text.replace(raw, escaped)
-    return text
+def render(cells: pd.DataFrame, caption: str, notes: Sequence[str] = (), label: str = "", latex: bool = False,
+           text_columns: int = 2, wide: bool = False) -> str:
+    """One table as a LaTeX float (booktabs) or a self-contained HTML page; ``cells`` already hold markup.
 
-
-def _latex_cell(mean, std, digits: int = 3) -> str:
-    if not _is_number(mean):
-        return "--"
-    if _is_number(std):
-        return f"${mean:.{digits}f} \\pm {std:.{digits}f}$"
-    return f"${mean:.{digits}f}$"
-
-
-def latex_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, label: str,
-                column_format: str | None = None, wide: bool = False, notes: Sequence[str] = (),
-                row_groups: Sequence[int] = ()) -> str:
-    """A booktabs table; cells are already LaTeX. ``row_groups``: row indices before which a \\midrule goes."""
-    column_format = column_format or "l" * len(header)
+    ``caption`` and ``notes`` are plain text (escaped here; '±' becomes $\\pm$ in LaTeX).
+    """
+    styler = Styler(cells, uuid=label.replace(":", "_"), cell_ids=False).hide(axis="index")
+    if not latex:
+        page = styler.set_caption(html.escape(caption)).set_table_styles(_HTML_STYLES).to_html(doctype_html=True)
+        return page.replace("</body>", "".join(f"<p>{html.escape(note)}</p>\n" for note in notes) + "</body>")
     environment = "table*" if wide else "table"
-    lines = [
-        "% Generated by rgmorph (workflow rule 'tables'); needs \\usepackage{booktabs}"
-        + (" and \\usepackage{graphicx}" if wide else "") + ". Do not edit: rerun snakemake.",
-        f"\\begin{{{environment}}}",
-        "\\centering",
-        f"\\caption{{{caption}}}",
-        f"\\label{{{label}}}",
-    ]
+    text = styler.to_latex(caption=latex_escape(caption).replace("±", r"$\pm$"), label=label, hrules=True,
+                           position_float="centering", environment=environment,
+                           column_format="l" * text_columns + "c" * (cells.shape[1] - text_columns))
     if wide:
-        lines.append("\\resizebox{\\textwidth}{!}{%")
-    lines += [f"\\begin{{tabular}}{{{column_format}}}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule"]
-    for index, row in enumerate(rows):
-        if index in row_groups and index > 0:
-            lines.append("\\midrule")
-        lines.append(" & ".join(row) + " \\\\")
-    if notes:
-        lines.append("\\midrule")
-        for note in notes:
-            lines.append(f"\\multicolumn{{{len(header)}}}{{p{{0.95\\linewidth}}}}{{\\footnotesize {note}}} \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}" + ("}" if wide else ""), f"\\end{{{environment}}}", ""]
-    return "\n".join(lines)
+        text = text.replace("\\begin{tabular}", "\\resizebox{\\textwidth}{!}{%\n\\begin{tabular}")
+        text = text.replace("\\end{tabular}", "\\end{tabular}}")
+    notes_tex = "".join(f"\\par\\smallskip{{\\footnotesize {latex_escape(note)}}}\n" for note in notes)
+    return ("% Generated by rgmorph (workflow rule 'tables'); needs \\usepackage{booktabs}"
+            + (" and \\usepackage{graphicx}" if wide else "") + ". Do not edit: rerun snakemake.\n"
+            + text.replace(f"\\end{{{environment}}}", notes_tex + f"\\end{{{environment}}}"))
 
 
-_HTML_STYLE = """
-body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 11px; margin: 0.8em; color: #222; }
-table { border-collapse: collapse; }
-caption { caption-side: top; text-align: left; margin-bottom: 0.6em; max-width: 60em; line-height: 1.35; }
-th, td { padding: 3px 6px; text-align: right; white-space: nowrap; }
-th { white-space: normal; vertical-align: bottom; }
-th { border-bottom: 1px solid #444; border-top: 2px solid #444; }
-th:first-child, td:first-child, td.text { text-align: left; }
-tr:last-child td { border-bottom: 2px solid #444; }
-tr.group td { border-top: 1px solid #999; }
-.ci { color: #555; font-size: 10px; }
-p.note { max-width: 60em; font-size: 12px; color: #444; }
-"""
-
-
-def html_table(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str, notes: Sequence[str] = (),
-               row_groups: Sequence[int] = ()) -> str:
-    """A self-contained HTML page holding one table (cells are HTML)."""
-    body = ["<tr>" + "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header) + "</tr>"]
-    for index, row in enumerate(rows):
-        css = ' class="group"' if index in row_groups and index > 0 else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
-    notes_html = "".join(f'<p class="note">{html.escape(note)}</p>' for note in notes)
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(caption[:80])}</title>"
-            f"<style>{_HTML_STYLE}</style></head><body><table><caption>{html.escape(caption)}</caption>"
-            + "".join(body) + f"</table>{notes_html}</body></html>\n")
-
-
-def _plain(latex_caption: str) -> str:
-    """A LaTeX caption as plain text for HTML."""
-    for raw, plain in (("$\\pm$", "±"), ("\\%", "%"), ("\\&", "&"), ("\\_", "_")):
-        latex_caption = latex_caption.replace(raw, plain)
-    return latex_caption
-
-
-def write_table(frame: pd.DataFrame, latex: str, html_text: str, csv_path, tex_path, html_path) -> None:
+def write_table(frame: pd.DataFrame, cells, caption: str, paths, notes: Sequence[str] = (), label: str = "",
+                **options) -> None:
+    """CSV of ``frame`` and the LaTeX and HTML tables of ``cells(latex)``."""
+    csv_path, tex_path, html_path = paths
     write_csv_atomic(csv_path, frame, float_format="%.4f")
-    write_bytes_atomic(tex_path, latex.encode())
-    write_bytes_atomic(html_path, html_text.encode())
+    write_bytes_atomic(tex_path, render(cells(True), caption, notes, label, True, **options).encode())
+    write_bytes_atomic(html_path, render(cells(False), caption, notes, label, False, **options).encode())
 
 
 def _survey_order(values) -> list[str]:
@@ -192,55 +115,51 @@ def _seed_text(summary: pd.DataFrame) -> str:
     return "/".join(str(s) for s in seeds) or "0"
 
 
+def _scratch(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[summary["kind"] == "scratch"]
+
+
 # ------------------------------------------------------------- table 1
 
 
 def main_table(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
     """Rows: variant x survey, from-scratch runs; columns: mean, std and interval of each metric."""
-    scratch = summary[summary["mode"].fillna("scratch") == "scratch"] if "mode" in summary else summary
+    scratch = _scratch(summary)
+    columns = ["model", "survey", "seeds", "n_test"]
+    columns += [f"{m}_{p}" for m in metrics for p in ("mean", "std", "ci_low", "ci_high")]
     rows = []
     for survey in _survey_order(scratch["survey"]):
         for _, item in scratch[scratch["survey"] == survey].sort_values("model").iterrows():
             row = {"model": item["model"], "survey": survey, "seeds": int(item["seeds"]), "n_test": int(item["n_test"])}
-            for metric in metrics:
-                for part in ("mean", "std", "ci_low", "ci_high"):
-                    row[f"{metric}_{part}"] = item.get(f"{metric}_{part}", math.nan)
-            rows.append(row)
-    columns = ["model", "survey", "seeds", "n_test"] + [f"{m}_{p}" for m in metrics for p in ("mean", "std", "ci_low", "ci_high")]
+            rows.append(row | {column: item.get(column, math.nan) for column in columns[4:]})
     return pd.DataFrame(rows, columns=columns)
 
 
 def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "") -> pd.DataFrame:
     table = main_table(summary)
     n_test = "/".join(str(n) for n in dict.fromkeys(table["n_test"])) or "0"
-    caption = (f"Test-split results of every model trained from scratch on each survey{{data}}: "
-               f"mean $\\pm$ sample standard deviation over {_seed_text(summary)} seeds, and below it the 95\\% "
+    caption = (f"Test-split results of every model trained from scratch on each survey{data_description}: "
+               f"mean ± sample standard deviation over {_seed_text(summary)} seeds, and below it the 95% "
                f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. TPR0 and TPR10: "
                "true-positive rate before the first and with at most nine false positives (Metcalf et al. 2019), "
                "with FRII (or FRI) as the positive class. ECE: expected calibration error, 10 bins (resampling "
                "inflates ECE, so its interval can lie above the estimate).")
-    header = ["Model", "Survey"] + [METRIC_LABELS[m] for m in MAIN_METRICS]
-    latex_rows, html_rows, groups = [], [], []
-    previous_survey = None
-    for _, row in table.iterrows():
-        if row["survey"] != previous_survey:
-            groups.append(len(latex_rows))
-            previous_survey = row["survey"]
-        cells = [_latex_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in MAIN_METRICS]
-        intervals = [format_interval(row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in MAIN_METRICS]
-        latex_rows.append([latex_escape(row["model"]), latex_escape(row["survey"]), *cells])
-        latex_rows.append(["", "", *[f"{{\\scriptsize {ci}}}" if ci else "" for ci in intervals]])
-        html_rows.append([html.escape(row["model"]), html.escape(row["survey"]),
-                          *[f"{format_cell(row[f'{m}_mean'], row[f'{m}_std'])}<br><span class='ci'>{ci}</span>"
-                            for m, ci in zip(MAIN_METRICS, intervals)]])
-    latex_groups = [index for index in groups]
-    html_groups = [index // 2 for index in groups]
+
+    def cell(row, metric: str, latex: bool) -> str:
+        mean = format_cell(row[f"{metric}_mean"], row[f"{metric}_std"], latex=latex)
+        interval = format_interval(row[f"{metric}_ci_low"], row[f"{metric}_ci_high"])
+        if latex:
+            return f"\\shortstack{{{mean} \\\\ {{\\scriptsize {interval}}}}}" if interval else mean
+        return f"{mean}<br><span class='ci'>{interval}</span>"
+
+    def cells(latex: bool) -> pd.DataFrame:
+        escape = latex_escape if latex else html.escape
+        return pd.DataFrame([[escape(row["model"]), escape(row["survey"]), *[cell(row, m, latex) for m in MAIN_METRICS]]
+                             for _, row in table.iterrows()],
+                            columns=["Model", "Survey"] + [METRIC_LABELS[m] for m in MAIN_METRICS])
+
     notes = [] if len(table) else ["No runs to summarise."]
-    latex = latex_table(header, latex_rows, caption.replace("{data}", latex_escape(data_description)), "tab:main",
-                        "ll" + "c" * len(MAIN_METRICS), wide=True, notes=notes, row_groups=latex_groups)
-    html_text = html_table(header, html_rows, _plain(caption.replace("{data}", data_description)), notes,
-                           row_groups=html_groups)
-    write_table(table, latex, html_text, csv_path, tex_path, html_path)
+    write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:main", wide=True)
     return table
 
 
@@ -248,136 +167,109 @@ def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_
 
 
 def _setting_label(row) -> str:
-    mode, source = row.get("mode") or "scratch", row.get("pretrained_on") or ""
-    if mode == "transfer":
-        return f"transfer from {source}" if source else "transfer"
-    if mode == "cross-survey":
-        return f"trained on {row['trained_on']}, not fine-tuned"
-    if mode == "scratch":
-        return "from scratch"
-    return str(mode)
+    return f"transfer from {row['pretrained_on']}" if row["kind"] == "transfer" else "from scratch"
 
 
 def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] = TRANSFER_METRICS) -> tuple[pd.DataFrame, list[str]]:
-    """Per test survey and model: the from-scratch baseline and every transfer / cross-survey variant."""
-    summary = summary.copy()
-    if "mode" not in summary:
-        summary["mode"] = "scratch"
-    summary["mode"] = summary["mode"].fillna("scratch")
-    if "pretrained_on" not in summary:
-        summary["pretrained_on"] = ""
-    summary["pretrained_on"] = summary["pretrained_on"].fillna("")
-    others = summary[summary["mode"] != "scratch"]
-    notes = []
-    if others.empty:
-        notes.append(NO_TRANSFER_NOTE)
-        selected = summary
-    else:
-        keys = set(zip(others["model"], others["survey"]))
-        selected = summary[[(m, s) in keys for m, s in zip(summary["model"], summary["survey"])]]
-    rank = {"scratch": 0, "transfer": 1, "cross-survey": 2}
+    """Per test survey and model: the from-scratch baseline and every transfer variant."""
+    others = summary[summary["kind"] == "transfer"]
+    notes = [] if len(others) else [NO_TRANSFER_NOTE]
+    keys = set(zip(others["model"], others["survey"]))
+    selected = summary if others.empty else summary[[key in keys for key in zip(summary["model"], summary["survey"])]]
+    columns = ["survey", "model", "setting", "kind", "pretrained_on", "trained_on", "seeds"] + \
+        [f"{m}_{p}" for m in metrics for p in ("mean", "std")] + ["note"]
     rows = []
     for survey in _survey_order(selected["survey"]):
-        part = selected[selected["survey"] == survey].copy()
-        part["_rank"] = [rank.get(mode, 3) for mode in part["mode"]]
+        part = selected[selected["survey"] == survey]
+        part = part.assign(_rank=(part["kind"] == "transfer").astype(int))
         for _, item in part.sort_values(["model", "_rank", "pretrained_on", "trained_on"]).iterrows():
-            row = {"survey": survey, "model": item["model"], "setting": _setting_label(item), "mode": item["mode"],
+            row = {"survey": survey, "model": item["model"], "setting": _setting_label(item), "kind": item["kind"],
                    "pretrained_on": item["pretrained_on"], "trained_on": item["trained_on"],
                    "seeds": int(item["seeds"])}
-            for metric in metrics:
-                row[f"{metric}_mean"] = item.get(f"{metric}_mean", math.nan)
-                row[f"{metric}_std"] = item.get(f"{metric}_std", math.nan)
-            row["note"] = notes[0] if notes else ""
-            rows.append(row)
-    columns = ["survey", "model", "setting", "mode", "pretrained_on", "trained_on", "seeds"] + \
-        [f"{m}_{p}" for m in metrics for p in ("mean", "std")] + ["note"]
+            row |= {column: item.get(column, math.nan) for column in columns[7:-1]}
+            rows.append(row | {"note": notes[0] if notes else ""})
     return pd.DataFrame(rows, columns=columns), notes
 
 
 def write_transfer_table(summary: pd.DataFrame, csv_path, tex_path, html_path) -> pd.DataFrame:
     table, notes = transfer_table(summary)
-    caption = ("Transfer learning against training from scratch (as in Tang, Scaife \\& Leahy 2019): "
+    caption = ("Transfer learning against training from scratch (as in Tang, Scaife & Leahy 2019): "
                f"per-class recall, precision and F1, accuracy and AUC on the test split of each survey, "
-               f"mean $\\pm$ standard deviation over {_seed_text(table) if len(table) else '0'} seeds.")
-    header = ["Test survey", "Model", "Training"] + [METRIC_LABELS[m].replace("AUROC", "AUC") for m in TRANSFER_METRICS]
-    latex_rows, html_rows, groups, previous = [], [], [], None
-    for _, row in table.iterrows():
-        if row["survey"] != previous:
-            groups.append(len(latex_rows))
-            previous = row["survey"]
-        latex_rows.append([latex_escape(row["survey"]), latex_escape(row["model"]), latex_escape(row["setting"]),
-                           *[_latex_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in TRANSFER_METRICS]])
-        html_rows.append([html.escape(row["survey"]), html.escape(row["model"]), html.escape(row["setting"]),
-                          *[format_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in TRANSFER_METRICS]])
-    latex = latex_table(header, latex_rows, caption, "tab:transfer", "lll" + "c" * len(TRANSFER_METRICS), wide=True,
-                        notes=[latex_escape(note) for note in notes], row_groups=groups)
-    html_text = html_table(header, html_rows, _plain(caption), notes, groups)
-    write_table(table, latex, html_text, csv_path, tex_path, html_path)
+               f"mean ± standard deviation over {_seed_text(table) if len(table) else '0'} seeds.")
+
+    def cells(latex: bool) -> pd.DataFrame:
+        escape = latex_escape if latex else html.escape
+        return pd.DataFrame([[escape(row["survey"]), escape(row["model"]), escape(row["setting"]),
+                              *[format_cell(row[f"{m}_mean"], row[f"{m}_std"], latex=latex) for m in TRANSFER_METRICS]]
+                             for _, row in table.iterrows()],
+                            columns=["Test survey", "Model", "Training"]
+                            + [METRIC_LABELS[m].replace("AUROC", "AUC") for m in TRANSFER_METRICS])
+
+    write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:transfer", text_columns=3,
+                wide=True)
     return table
 
 
 # ------------------------------------------------------------- table 3
 
 
-def published_table(summary: pd.DataFrame, published: Sequence[dict] = PUBLISHED) -> pd.DataFrame:
+def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each published number beside ours: the best from-scratch variant (by mean accuracy) on that survey."""
-    scratch = summary[summary["mode"].fillna("scratch") == "scratch"] if "mode" in summary else summary
+    published = pd.read_csv(PUBLISHED_RESULTS) if published is None else published
+    scratch = _scratch(summary)
     rows = []
-    for entry in published:
+    for _, entry in published.iterrows():
         ours = scratch[scratch["survey"] == entry["survey"]]
-        row = {key: entry[key] for key in ("reference", "data", "model", "metric")}
-        row["published"] = entry["value"]
+        row = {key: entry[key] for key in ("reference", "data", "model", "metric")} | {"published": entry["value"]}
         if ours.empty:
-            row.update(ours_model="", ours_mean=math.nan, ours_std=math.nan, ours_ci_low=math.nan,
-                       ours_ci_high=math.nan, ours_seeds=0)
+            row |= {"ours_model": "", "ours_mean": math.nan, "ours_std": math.nan, "ours_ci_low": math.nan,
+                    "ours_ci_high": math.nan, "ours_seeds": 0}
         else:
             best = ours.sort_values(["accuracy_mean", "model"], ascending=[False, True]).iloc[0]
-            metric = entry["metric"]
-            row.update(ours_model=best["model"], ours_mean=best[f"{metric}_mean"], ours_std=best[f"{metric}_std"],
-                       ours_ci_low=best[f"{metric}_ci_low"], ours_ci_high=best[f"{metric}_ci_high"],
-                       ours_seeds=int(best["seeds"]))
-        row.update(citation=entry["citation"], bibkey=entry["bibkey"])
-        rows.append(row)
+            parts = ("mean", "std", "ci_low", "ci_high")
+            row |= {"ours_model": best["model"], **{f"ours_{p}": best[f"{entry['metric']}_{p}"] for p in parts},
+                    "ours_seeds": int(best["seeds"])}
+        rows.append(row | {"citation": entry["citation"], "bibkey": entry["bibkey"]})
     return pd.DataFrame(rows)
 
 
-def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "") -> pd.DataFrame:
-    table = published_table(summary)
+def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "",
+                          published: pd.DataFrame | None = None) -> pd.DataFrame:
+    table = published_table(summary, published)
     caption = ("Published results on FRDEEP FIRST images beside ours (the from-scratch variant with the best mean "
-               "test accuracy on FIRST{data}; mean $\\pm$ std over seeds and 95\\% bootstrap interval "
+               f"test accuracy on FIRST{data_description}; mean ± std over seeds and 95% bootstrap interval "
                "over test sources). Splits, sample sizes and training budgets differ between works.")
-    header = ["Reference", "Data", "Model", "Metric", "Published", "Ours (model)", "Ours"]
-    latex_rows, html_rows = [], []
-    for _, row in table.iterrows():
-        metric = METRIC_LABELS.get(row["metric"], row["metric"])
-        published = f"{row['published']:.3f}"
-        interval = format_interval(row["ours_ci_low"], row["ours_ci_high"])
-        latex_rows.append([f"{latex_escape(row['reference'])} \\citep{{{row['bibkey']}}}", latex_escape(row["data"]),
-                           latex_escape(row["model"]), metric, f"${published}$", latex_escape(row["ours_model"] or "--"),
-                           _latex_cell(row["ours_mean"], row["ours_std"]) + (f" {{\\scriptsize {interval}}}" if interval else "")])
-        html_rows.append([html.escape(row["reference"]), html.escape(row["data"]), html.escape(row["model"]), metric,
-                          published, html.escape(row["ours_model"] or "--"),
-                          f"{format_cell(row['ours_mean'], row['ours_std'])} <span class='ci'>{interval}</span>"])
-    citations = list(dict.fromkeys(entry["citation"] for entry in PUBLISHED))
-    notes = ["References: " + "; ".join(citations) + "."]
-    latex = latex_table(header, latex_rows, caption.replace("{data}", latex_escape(data_description)), "tab:published",
-                        "lllllll", notes=[latex_escape(note) for note in notes])
-    html_text = html_table(header, html_rows, _plain(caption.replace("{data}", data_description)), notes)
-    write_table(table, latex, html_text, csv_path, tex_path, html_path)
+
+    def cells(latex: bool) -> pd.DataFrame:
+        escape = latex_escape if latex else html.escape
+        rows = []
+        for _, row in table.iterrows():
+            interval = format_interval(row["ours_ci_low"], row["ours_ci_high"])
+            ours = format_cell(row["ours_mean"], row["ours_std"], latex=latex)
+            reference = escape(row["reference"]) + (f" \\citep{{{row['bibkey']}}}" if latex else "")
+            rows.append([reference, escape(row["data"]), escape(row["model"]),
+                         METRIC_LABELS.get(row["metric"], row["metric"]), format_cell(row["published"], latex=latex),
+                         escape(row["ours_model"] or "--"),
+                         ours + ((f" {{\\scriptsize {interval}}}" if interval else "") if latex
+                                 else f" <span class='ci'>{interval}</span>")])
+        return pd.DataFrame(rows, columns=["Reference", "Data", "Model", "Metric", "Published", "Ours (model)", "Ours"])
+
+    notes = ["References: " + "; ".join(dict.fromkeys(table["citation"])) + "."]
+    write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:published", text_columns=7)
     return table
 
 
-def write_all(summary_path, outputs: dict, data_description: str = "") -> dict[str, pd.DataFrame]:
+def write_all(summary_path, outputs: dict, data_description: str = "",
+              published_path: str | Path = PUBLISHED_RESULTS) -> dict[str, pd.DataFrame]:
     """``outputs``: {'main': (csv, tex, html), 'transfer': (...), 'published': (...)}."""
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""],
-                          dtype={"mode": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str})
-    for column in ("mode", "pretrained_on"):
-        if column in summary:
-            summary[column] = summary[column].fillna("" if column == "pretrained_on" else "scratch")
+                          dtype={column: str for column in ("kind", "pretrained_on", "model", "survey", "trained_on")})
+    summary["pretrained_on"] = summary["pretrained_on"].fillna("")
     return {
         "main": write_main_table(summary, *outputs["main"], data_description=data_description),
         "transfer": write_transfer_table(summary, *outputs["transfer"]),
-        "published": write_published_table(summary, *outputs["published"], data_description=data_description),
+        "published": write_published_table(summary, *outputs["published"], data_description=data_description,
+                                           published=pd.read_csv(published_path)),
     }
 
 

@@ -54,7 +54,8 @@ rule summarise:
 
 rule tables:
     input:
-        summary=f"{RESULTS}/tables/summary.csv",
+        summary=layout.table(RESULTS, "summary.csv"),
+        published="resources/published_results.csv",
     output:
         main_html=report(
             f"{RESULTS}/tables/main_table.html",
