@@ -2,7 +2,7 @@
 
 Not a test: a measurement, all on one device in one run, so the numbers compare.
 
-* ``batched``: rgmorph's loop (``rgmorph.batched.GroupTrainer``): the dataset as one tensor on the
+* ``batched``: rgmorph's loop (``rgmorph.batched.SeedBatch``): the dataset as one tensor on the
   device, augmentation batched there, ``--group-sizes`` models (seeds) stacked into one batched model,
   each with its own batch of 32; on CUDA the step is a CUDA graph.
 * ``published``: a ``DataLoader`` whose dataset rotates (any angle, bilinear) and flips each image with
@@ -40,7 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from rgmorph import models  # noqa: E402
-from rgmorph.batched import EngineOptions, GroupTrainer, Member  # noqa: E402
+from rgmorph.batched import SeedBatch, SeedRun  # noqa: E402
+from rgmorph.train_settings import TrainSettings  # noqa: E402
 from rgmorph.dataset import load_dataset  # noqa: E402
 from rgmorph.train import make_deterministic, validation_split  # noqa: E402
 
@@ -137,14 +138,15 @@ def published_loop(model_name: str, data, device: torch.device, seconds: float, 
 
 def batched_loop(model_name: str, data, device: torch.device, seconds: float, group: int, cuda_graphs: bool = True,
                  precision: str = "fp32", strategy: str = "auto") -> dict:
-    options = EngineOptions(batch_size=BATCH, cuda_graphs=cuda_graphs, precision=precision, strategy=strategy)
-    trainer = GroupTrainer(model_name, {}, [Member(seed) for seed in range(group)], [data], options, device)
+    settings = TrainSettings(batch_size=BATCH, cuda_graphs=cuda_graphs, precision=precision, strategy=strategy,
+                             learning_rate=1e-3, lr_schedule="constant")
+    trainer = SeedBatch(model_name, [SeedRun(seed) for seed in range(group)], [data], settings, device)
     for _ in range(2):  # warm-up; the second epoch captures the CUDA graphs
-        trainer.train_epoch(1e-3)
+        trainer.train_epoch()
     synchronize(device)
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        trainer.train_epoch(1e-3)  # reads the epoch's losses back: synchronised
+        trainer.train_epoch()  # reads the epoch's losses back: synchronised
         count += group * trainer.fit_count
     elapsed = time.perf_counter() - started
     return {"images_per_s": count / elapsed, "seconds": elapsed, "models": group, "cuda_graphs": trainer.use_graphs,
@@ -161,10 +163,10 @@ def check_graphs(data, device: torch.device, model_names, epochs: int = 3) -> bo
         runs = {}
         for label, run_device, graphs in (("graphs", device, True), ("eager", device, False),
                                           ("cpu", torch.device("cpu"), False)):
-            trainer = GroupTrainer(name, {}, [Member(0), Member(1)], [data], EngineOptions(cuda_graphs=graphs),
-                                   run_device)
-            losses = [trainer.train_epoch(1e-3)[0] for _ in range(epochs)]
-            state = trainer.member_state(1, slot=None)
+            settings = TrainSettings(cuda_graphs=graphs, learning_rate=1e-3, lr_schedule="constant")
+            trainer = SeedBatch(name, [SeedRun(0), SeedRun(1)], [data], settings, run_device)
+            losses = [trainer.train_epoch()[0] for _ in range(epochs)]
+            state = trainer.current_state(1)
             runs[label] = (np.array(losses), state, trainer.use_graphs)
         loss_graph = np.abs(runs["graphs"][0] - runs["eager"][0]).max()
         param_graph = max((runs["graphs"][1][k].float() - runs["eager"][1][k].float()).abs().max().item()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rgmorph.gabor import MOMENTS, GaborSVM, gabor_features
+from rgmorph.models.gabor_svm import MOMENTS, GaborSVM, gabor_features
 
 SIZE = 64
 
@@ -78,6 +78,6 @@ def test_same_seed_gives_identical_probabilities(data, fitted):
 
 def test_save_load_roundtrip(data, fitted, tmp_path):
     _, (test_images, _) = data
-    path = tmp_path / "gabor_svm.joblib"
+    path = tmp_path / "gabor_svm.pt"
     fitted.save(path)
     np.testing.assert_array_equal(GaborSVM.load(path).predict_proba(test_images), fitted.predict_proba(test_images))

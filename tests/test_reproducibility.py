@@ -12,7 +12,7 @@ import torch
 from rgmorph.evaluate import evaluate_checkpoint
 from rgmorph.fetch import FetchSettings, Survey, fetch_survey
 from rgmorph.preprocess import build_dataset
-from rgmorph.train import TrainSettings, train_model
+from rgmorph.train import TrainSettings, train_seeds
 from conftest import CLASS_NAMES, QUICKSTART_MIRROR, balanced_subset
 
 # The smallest input the tang2019 network accepts: its last 5x5 max-pool needs 5x5 features.
@@ -33,7 +33,8 @@ def dataset(tmp_path_factory, quickstart_sources):
 def _run(dataset, folder, seed: int) -> dict:
     folder.mkdir()
     settings = TrainSettings(epochs=2, batch_size=4, device="cpu", threads=1)
-    checkpoint = train_model(dataset, "tang2019", seed, settings, folder / "checkpoint.pt", folder / "history.csv")
+    checkpoint = train_seeds(dataset, "tang2019", [seed], settings, [folder / "checkpoint.pt"],
+                             [folder / "history.csv"])[0]
     report = evaluate_checkpoint(checkpoint_path=folder / "checkpoint.pt", dataset_path=dataset,
                                  metrics_path=folder / "metrics.json", predictions_path=folder / "predictions.csv",
                                  n_resamples=20)  # few bootstrap resamples: seeded, and fast

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rgmorph.dataset import load_dataset
-from rgmorph.train import TrainSettings, load_checkpoint, predict_logits, train_model, validation_split
+from rgmorph.checkpoint import run_info_path
+from rgmorph.train import TrainSettings, load_checkpoint, predict_logits, train_seeds, validation_split
 from conftest import write_synthetic_dataset
 
 
@@ -24,7 +25,7 @@ def trained(tmp_path_factory):
     dataset = write_synthetic_dataset(folder / "synthetic.npz", per_class=32)
     # Small batches: batch norm's running statistics need a few dozen steps before eval mode works.
     settings = TrainSettings(epochs=8, batch_size=8, learning_rate=1e-3, threads=2)
-    checkpoint = train_model(dataset, "tang2019", 0, settings, folder / "checkpoint.pt", folder / "history.csv")
+    checkpoint = train_seeds(dataset, "tang2019", [0], settings, [folder / "checkpoint.pt"], [folder / "history.csv"])[0]
     return folder, dataset, checkpoint
 
 
@@ -41,7 +42,11 @@ def test_history_and_checkpoint_agree_on_the_best_epoch(trained):
 
 
 def test_checkpoint_says_where_the_training_time_went(trained):
-    _, _, checkpoint = trained
+    folder, _, checkpoint = trained
+    # in the sidecar, not in the checkpoint file (which stays the same bytes from run to run)
+    assert not {"train_seconds", "phase_seconds", "environment"} & set(torch.load(folder / "checkpoint.pt"))
+    assert run_info_path(folder / "checkpoint.pt") == folder / "checkpoint.run.json"
+    assert load_checkpoint(folder / "checkpoint.pt")[1]["phase_seconds"] == checkpoint["phase_seconds"]
     phases = checkpoint["phase_seconds"]
     assert set(phases) == {"training_steps", "batch_norm_statistics", "validation"}
     assert all(seconds > 0 for seconds in phases.values())

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from rgmorph.evaluate import evaluate_checkpoint
-from rgmorph.gabor import GaborSVMModule, select_svm
-from rgmorph.train import TrainSettings, load_checkpoint, load_dataset, predict_logits, train_group
+from rgmorph.dataset import load_dataset
+from rgmorph.models.gabor_svm import GaborSVMModule, select_svm
+from rgmorph.train import TrainSettings, load_checkpoint, predict_logits, train_seeds
 from conftest import write_synthetic_dataset
 
 GRID = {"C_grid": [1.0, 10.0], "gamma_grid": [0.3, 1.0]}
@@ -23,7 +24,7 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gabor")
     dataset = write_synthetic_dataset(folder / "synthetic.npz", per_class=24, size=48)
     settings = TrainSettings(model_options=GRID)
-    checkpoints = train_group(dataset, "gabor_svm", [0, 1], settings, [folder / f"seed{s}.pt" for s in (0, 1)],
+    checkpoints = train_seeds(dataset, "gabor_svm", [0, 1], settings, [folder / f"seed{s}.pt" for s in (0, 1)],
                               [folder / f"seed{s}.csv" for s in (0, 1)])
     return folder, dataset, checkpoints
 
@@ -32,7 +33,7 @@ def test_hyperparameters_come_from_the_grid_and_the_history_has_one_row(trained)
     folder, _, checkpoints = trained
     for seed, checkpoint in enumerate(checkpoints):
         assert checkpoint["chosen"]["C"] in GRID["C_grid"] and checkpoint["chosen"]["gamma"] in GRID["gamma_grid"]
-        assert checkpoint["parameters"] > 0 and checkpoint["mode"] == "scratch"
+        assert checkpoint["parameters"] > 0 and checkpoint["kind"] == "scratch"
         history = pd.read_csv(folder / f"seed{seed}.csv")
         assert len(history) == 1 and history["best"].all()
         assert history["val_accuracy"].iloc[0] == checkpoint["best_val_accuracy"]
@@ -54,7 +55,7 @@ def test_evaluation_treats_it_like_a_network(trained, tmp_path):
     report = evaluate_checkpoint(folder / "seed1.pt", dataset_path, tmp_path / "metrics.json",
                                  tmp_path / "predictions.csv", n_resamples=20)
     run = json.loads((tmp_path / "metrics.json").read_text())["run"]
-    assert run["model"] == "gabor_svm" and run["mode"] == "scratch" and run["trained_on"] == "SYNTH"
+    assert run["model"] == "gabor_svm" and run["kind"] == "scratch" and run["trained_on"] == "SYNTH"
     assert report["accuracy"] >= 0.8  # an easy synthetic contrast
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rgmorph.train import TrainSettings, default_state_path, train_group
+from rgmorph.train import TrainSettings, default_state_path, train_seeds
 from conftest import REPO, write_synthetic_dataset
 
 SEEDS = [0, 3]
@@ -32,7 +32,7 @@ def _paths(folder):
 
 def _train(dataset, folder, settings=SETTINGS, **options):
     checkpoints, histories = _paths(folder)
-    return train_group(dataset, "lenet", SEEDS, settings, checkpoints, histories, **options)
+    return train_seeds(dataset, "lenet", SEEDS, settings, checkpoints, histories, **options)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def uninterrupted(dataset, tmp_path_factory):
 
 def _assert_same_results(folder, reference):
     for got_path, want_path in zip(*(_paths(folder)[0], _paths(reference)[0])):
-        got = torch.load(got_path, weights_only=False)
-        want = torch.load(want_path, weights_only=False)
+        got = torch.load(got_path, weights_only=True)
+        want = torch.load(want_path, weights_only=True)
         assert got["state_dict"].keys() == want["state_dict"].keys()
         for key, value in want["state_dict"].items():
             assert torch.equal(got["state_dict"][key], value), key
@@ -69,7 +69,7 @@ def test_an_exception_after_epoch_2_then_a_rerun_gives_the_uninterrupted_result(
 
     with pytest.raises(Interrupted):
         _train(dataset, tmp_path, on_epoch_end=crash)
-    state = torch.load(default_state_path(_paths(tmp_path)[0]), weights_only=False)
+    state = torch.load(default_state_path(_paths(tmp_path)[0]), weights_only=True)
     assert state["epoch"] == 2 and not _paths(tmp_path)[0][0].exists()
     resumed_from = []
     _train(dataset, tmp_path, on_epoch_end=resumed_from.append)
@@ -80,13 +80,13 @@ def test_an_exception_after_epoch_2_then_a_rerun_gives_the_uninterrupted_result(
 DRIVER = """
 import sys, time
 from pathlib import Path
-from rgmorph.train import TrainSettings, train_group
+from rgmorph.train import TrainSettings, train_seeds
 dataset, folder = sys.argv[1], Path(sys.argv[2])
 def pause(epoch):
     print(f"EPOCH {epoch}", flush=True)
     if epoch == 2:
         time.sleep(60)  # epoch 2's state is saved: the test kills it here
-train_group(dataset, "lenet", [0, 3], TrainSettings(epochs=4, batch_size=8, threads=1, device="cpu"),
+train_seeds(dataset, "lenet", [0, 3], TrainSettings(epochs=4, batch_size=8, threads=1, device="cpu"),
             [folder / f"seed{s}" / "checkpoint.pt" for s in (0, 3)],
             [folder / f"seed{s}" / "history.csv" for s in (0, 3)], on_epoch_end=pause)
 """
@@ -102,7 +102,7 @@ def test_kill9_after_epoch_2_then_a_rerun_gives_the_uninterrupted_result(dataset
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    assert torch.load(default_state_path(_paths(tmp_path)[0]), weights_only=False)["epoch"] == 2
+    assert torch.load(default_state_path(_paths(tmp_path)[0]), weights_only=True)["epoch"] == 2
     assert not any(path.exists() for path in _paths(tmp_path)[0])
     _train(dataset, tmp_path)
     _assert_same_results(tmp_path, uninterrupted)
@@ -129,3 +129,16 @@ def test_a_damaged_state_file_means_a_fresh_start(dataset, tmp_path):
     _train(dataset, tmp_path, settings=TrainSettings(epochs=1, batch_size=8, threads=1, device="cpu"),
            on_epoch_end=epochs.append)
     assert epochs == [1] and not state.exists()
+
+
+def test_state_from_another_thread_count_is_not_resumed(dataset, tmp_path):
+    def crash(epoch):
+        if epoch == 1:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _train(dataset, tmp_path, on_epoch_end=crash)
+    epochs = []
+    other = TrainSettings(epochs=2, batch_size=8, threads=2, device="cpu")
+    _train(dataset, tmp_path, settings=other, on_epoch_end=epochs.append)
+    assert epochs == [1, 2]  # on the CPU the thread count can change the sums: started again

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from rgmorph.evaluate import evaluate_checkpoint
-from rgmorph.train import TrainSettings, TransferSpec, train_group
+from rgmorph.train import TrainSettings, TransferSpec, train_seeds
 from conftest import REPO, write_synthetic_dataset
 
 SETTINGS = TrainSettings(epochs=2, batch_size=8, threads=1, device="cpu", model_options={"width": 8})
@@ -35,10 +35,10 @@ def runs(tmp_path_factory):
     source = _survey_dataset(folder / "SRC.npz", "SRC", seed=0)
     target = _survey_dataset(folder / "TGT.npz", "TGT", seed=1)
     pretrained = [folder / "SRC" / f"seed{seed}" / "checkpoint.pt" for seed in SEEDS]
-    train_group(source, "resnet", SEEDS, SETTINGS, pretrained,
+    train_seeds(source, "resnet", SEEDS, SETTINGS, pretrained,
                 [folder / "SRC" / f"seed{seed}" / "history.csv" for seed in SEEDS])
     fine_tuned = [folder / "TGT" / "transfer-from-SRC" / f"seed{seed}" / "checkpoint.pt" for seed in SEEDS]
-    checkpoints = train_group(target, "resnet", SEEDS, SETTINGS, fine_tuned,
+    checkpoints = train_seeds(target, "resnet", SEEDS, SETTINGS, fine_tuned,
                               [path.with_name("history.csv") for path in fine_tuned],
                               transfer=TransferSpec("SRC", pretrained, frozen=["features"]))
     return folder, target, pretrained, fine_tuned, checkpoints
@@ -47,7 +47,7 @@ def runs(tmp_path_factory):
 def test_frozen_layers_keep_the_pretrained_weights_and_adapt_their_batch_norm_statistics(runs):
     _, _, pretrained, _, checkpoints = runs
     for path, checkpoint in zip(pretrained, checkpoints):
-        before = torch.load(path, weights_only=False)["state_dict"]
+        before = torch.load(path, weights_only=True)["state_dict"]
         after = checkpoint["state_dict"]
         statistics = [key for key in before if key.startswith("features.") and "running_" in key]
         for key, value in before.items():
@@ -62,9 +62,9 @@ def test_frozen_layers_keep_the_pretrained_weights_and_adapt_their_batch_norm_st
 
 def test_frozen_batch_norm_can_keep_the_pretrained_statistics(runs, tmp_path):
     folder, target, pretrained, _, _ = runs
-    kept = train_group(target, "resnet", [0], SETTINGS, [tmp_path / "c.pt"], [tmp_path / "h.csv"],
+    kept = train_seeds(target, "resnet", [0], SETTINGS, [tmp_path / "c.pt"], [tmp_path / "h.csv"],
                        transfer=TransferSpec("SRC", pretrained[:1], frozen=["features"], batch_norm="keep"))[0]
-    before = torch.load(pretrained[0], weights_only=False)["state_dict"]
+    before = torch.load(pretrained[0], weights_only=True)["state_dict"]
     for key, value in before.items():
         if key.startswith("features."):
             assert torch.equal(kept["state_dict"][key], value), key
@@ -73,28 +73,28 @@ def test_frozen_batch_norm_can_keep_the_pretrained_statistics(runs, tmp_path):
 def test_checkpoint_and_metrics_say_what_was_transferred(runs, tmp_path):
     folder, target, pretrained, fine_tuned, checkpoints = runs
     checkpoint = checkpoints[1]
-    assert checkpoint["mode"] == "transfer" and checkpoint["pretrained_on"] == "SRC"
+    assert checkpoint["kind"] == "transfer" and checkpoint["pretrained_on"] == "SRC"
     assert checkpoint["trained_on"] == "SRC" and checkpoint["survey"] == "TGT"
     assert checkpoint["frozen"] == ["features"] and checkpoint["pretrained_checkpoint"] == str(pretrained[1])
     report = evaluate_checkpoint(fine_tuned[1], target, tmp_path / "metrics.json", tmp_path / "predictions.csv",
                                  n_resamples=20)
     run = json.loads((tmp_path / "metrics.json").read_text())["run"]
     assert run["model"] == "resnet" and run["survey"] == "TGT" and run["trained_on"] == "SRC"
-    assert run["mode"] == "transfer" and run["pretrained_on"] == "SRC" and run["frozen"] == ["features"]
+    assert run["kind"] == "transfer" and run["pretrained_on"] == "SRC" and run["frozen"] == ["features"]
     assert 0 <= report["accuracy"] <= 1
 
 
 def test_fine_tuning_from_another_architecture_is_refused(runs, tmp_path):
     _, target, pretrained, _, _ = runs
     with pytest.raises(ValueError, match="model_name"):
-        train_group(target, "lenet", [0], TrainSettings(epochs=1, device="cpu"), [tmp_path / "c.pt"],
+        train_seeds(target, "lenet", [0], TrainSettings(epochs=1, device="cpu"), [tmp_path / "c.pt"],
                     [tmp_path / "h.csv"], transfer=TransferSpec("SRC", pretrained[:1]))
 
 
 def test_an_unknown_frozen_layer_is_named(runs, tmp_path):
     _, target, pretrained, _, _ = runs
     with pytest.raises(AttributeError, match="convolutions"):
-        train_group(target, "resnet", [0], SETTINGS, [tmp_path / "c.pt"], [tmp_path / "h.csv"],
+        train_seeds(target, "resnet", [0], SETTINGS, [tmp_path / "c.pt"], [tmp_path / "h.csv"],
                     transfer=TransferSpec("SRC", pretrained[:1], frozen=["convolutions"]))
 
 

@@ -15,7 +15,7 @@ from conftest import write_synthetic_dataset
 from rgmorph import provenance
 from rgmorph.evaluate import evaluate_checkpoint, summarise_runs
 from rgmorph.files import sha256_file
-from rgmorph.train import TrainSettings, train_model
+from rgmorph.train import TrainSettings, train_seeds
 
 SURVEYS = ("FIRST", "NVSS")
 SEEDS = (0, 1)
@@ -68,22 +68,20 @@ def build(root: Path, n_resamples: int = 50) -> dict:
         manifest = results / "cutouts" / survey / "manifest.csv"
         provenance.write_provenance(path, "dataset", inputs={"sources": sources, "manifest": manifest,
                                                              "catalogue": root / "catalogue.csv"},
-                                    params={"preprocess": {"sigma": 3.0}}, config=CONFIG,
                                     details=provenance.dataset_details(path, manifest, sources), rule="preprocess")
     metrics, predictions, histories, checkpoints = [], [], [], []
     settings = TrainSettings(epochs=1, batch_size=8, threads=1, validation_fraction=0.25)
     for survey in SURVEYS:
         for seed in SEEDS:
             run = results / "models" / survey / MODEL / f"seed{seed}"
-            train_model(datasets[survey], MODEL, seed, settings, run / "checkpoint.pt", run / "history.csv")
-            provenance.write_for_outputs([run / "checkpoint.pt", run / "history.csv"], "model",
-                                         inputs={"dataset": datasets[survey]}, params={"train": {"epochs": 1}},
-                                         config=CONFIG, rule="train")
+            train_seeds(datasets[survey], MODEL, [seed], settings, [run / "checkpoint.pt"], [run / "history.csv"])
+            for output in (run / "checkpoint.pt", run / "history.csv"):
+                provenance.write_provenance(output, "model", inputs={"dataset": datasets[survey]}, rule="train")
             evaluation = results / "evaluation" / survey / MODEL / f"seed{seed}"
             evaluate_checkpoint(run / "checkpoint.pt", datasets[survey], evaluation / "metrics.json",
                                 evaluation / "predictions.csv", n_resamples=n_resamples)
             for output, kind in (("metrics.json", "metrics"), ("predictions.csv", "predictions")):
-                provenance.write_provenance(evaluation / output, kind, config=CONFIG, rule="evaluate",
+                provenance.write_provenance(evaluation / output, kind, rule="evaluate",
                                             inputs={"checkpoint": run / "checkpoint.pt", "dataset": datasets[survey]})
             metrics.append(evaluation / "metrics.json")
             predictions.append(evaluation / "predictions.csv")
@@ -93,7 +91,7 @@ def build(root: Path, n_resamples: int = 50) -> dict:
     summarise_runs(metrics, tables / "runs.csv", tables / "summary.csv", predictions, n_resamples=n_resamples)
     for output in (tables / "runs.csv", tables / "summary.csv"):
         provenance.write_provenance(output, "table", inputs={"metrics": metrics, "predictions": predictions},
-                                    config=CONFIG, rule="summarise")
+                                    rule="summarise")
     return {"results": results, "datasets": [datasets[s] for s in SURVEYS], "metrics": metrics,
             "predictions": predictions, "histories": histories, "checkpoints": checkpoints, "sources": sources,
             "runs": tables / "runs.csv", "summary": tables / "summary.csv"}

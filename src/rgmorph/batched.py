@@ -1,24 +1,24 @@
-"""Several training runs of one architecture at once, as one batched model, with the data on the device.
+"""Several seeds' training runs of one architecture at once, as one batched model, with the data on the device.
 
-A *group* is a list of *members*: training runs of the same registry model that differ in their
-seed (and possibly their dataset or starting weights). Their parameters are stacked along a
-leading member axis and one ``torch.func.vmap`` of ``functional_call`` runs every member's forward
-pass at once (convolutions become grouped convolutions, linear layers batched matrix products), so
-a step costs about as many kernel launches as one model's step while each member keeps:
+A *seed batch* (:class:`SeedBatch`) trains a list of *seed runs* (:class:`SeedRun`): training runs of the
+same registry model that differ in their seed (and possibly their dataset or starting weights). Their
+parameters are stacked along a leading run axis and one ``torch.func.vmap`` of ``functional_call`` runs
+every run's forward pass at once (convolutions become grouped convolutions, linear layers batched matrix
+products), so a step costs about as many kernel launches as one model's step while each run keeps:
 
 * its own batch of ``batch_size`` images, drawn from its own shuffled order;
 * its own augmentation (any-angle rotation by an affine grid, flips) and its own dropout masks;
 * its own batch-norm statistics, optimiser state, validation score and best checkpoint.
 
-Every random number of a member comes from that member's own CPU generators, seeded from its seed
-(:class:`RunStreams`), and is moved to the device once per epoch. So a member's draws are the same
+Every random number of a run comes from that run's own CPU generators, seeded from its seed
+(:class:`RunStreams`), and is moved to the device once per epoch. So a run's draws are the same
 whether it trains alone or beside others, and on a CPU or a GPU: runs differ only by floating-point
 rounding (summation order in grouped against single convolutions, CPU against GPU kernels).
 
-Adam is element-wise, and the summed loss has each member's gradient in its own slice, so the
+Adam is element-wise, and the summed loss has each run's gradient in its own slice, so the
 stacked update equals the separate ones. On the CPU, where grouped convolutions are slow to
-differentiate, the members' forward passes run one after another instead (``strategy``): then a
-member's arithmetic is exactly that of a lone run.
+differentiate, the runs' forward passes run one after another instead (``strategy``): then a
+run's arithmetic is exactly that of a lone run.
 
 On CUDA the step (gather, augmentation, forward, backward, metric sums) is captured once per batch
 shape as a CUDA graph and replayed, so the hot loop launches one graph and the fused optimiser; the
@@ -34,7 +34,7 @@ import logging
 import math
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ from torch.func import functional_call, vmap
 
 from rgmorph import models
 from rgmorph.augment import affine_matrices
+from rgmorph.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -149,79 +150,103 @@ def _dropout_sites(template: nn.Module, in_channels: int, image_size: int) -> di
 
 
 @dataclass
-class Member:
-    """One training run in a group."""
+class SeedRun:
+    """One seed's training run in a seed batch."""
 
     seed: int
-    data: int = 0  # index of its dataset in the group's list of datasets
+    data: int = 0  # index of its dataset in the batch's list of datasets
     initial_state: dict | None = None  # weights to start from (transfer learning) instead of the seeded init
     reinitialise: Sequence[str] = ()  # module prefixes kept at their seeded init even with initial_state
 
 
 @dataclass
-class EngineOptions:
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"  # 'adam' (L2 in the gradient) or 'adamw' (decoupled)
-    label_smoothing: float = 0.0
-    augment: dict = field(default_factory=lambda: {"rotate": True, "hflip": True, "vflip": True})
-    test_time_augmentation: str = "none"  # 'd4': validation scores average the 8 D4 views
-    precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
-    cuda_graphs: bool = True
-    frozen: Sequence[str] = ()  # module prefixes whose weights are not trained
+class Freeze:
+    """Layers kept as they are (transfer learning)."""
+
+    prefixes: Sequence[str] = ()  # module prefixes whose weights are not trained
     # batch norm inside frozen modules: 'adapt' normalises with the statistics of this training data (batch
     # statistics in training, recomputed ones in validation: AdaBN, for a new survey), 'keep' with the
     # pre-trained running statistics (the modules stay in eval mode)
-    frozen_batch_norm: str = "adapt"
-    # 'recomputed': before each validation, batch-norm statistics are averaged afresh over the fit images
-    # (unaugmented, in batches of batch_size), as for "precise BN"; 'running': the usual running averages,
-    # which lag far behind the weights while they move fast and can make eval-mode scores meaningless
-    batch_norm_statistics: str = "recomputed"
-    # 'vmap': one batched forward for all members (grouped convolutions); 'loop': one forward per member
-    # (each member's arithmetic exactly that of a lone run); 'auto': vmap on CUDA, loop on the CPU, where
-    # grouped-convolution backward passes are slow
-    strategy: str = "auto"
+    batch_norm: str = "adapt"
 
 
 def _matches(name: str, prefixes: Sequence[str]) -> bool:
     return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
-class GroupTrainer:
-    """Train ``members`` of one architecture together. Datasets: (fit images (N, C, H, W) float32,
-    fit labels (N,), validation images, validation labels) per dataset index; every member's fit set
-    must have the same size so that all members take the same number of steps."""
+def lr_factor(schedule: str, epochs: int):
+    """The learning-rate factor of (0-based) epoch ``e``: cosine decay to zero at the end, or constant."""
+    if schedule == "constant":
+        return lambda e: 1.0
+    return lambda e: (1 + math.cos(math.pi * e / epochs)) / 2
 
-    def __init__(self, model_name: str, model_options: dict, members: Sequence[Member], datasets: Sequence[tuple],
-                 options: EngineOptions, device: torch.device | str = "cpu", num_classes: int = 2):
-        self.model_name, self.options, self.device = model_name, options, torch.device(device)
-        self.members = list(members)
-        fit_counts = {len(datasets[member.data][1]) for member in self.members}
+
+class SeedBatch:
+    """Train the seed ``runs`` of one architecture together, as ``settings`` say (batch size, optimiser,
+    learning rate and schedule, augmentation, precision, batch-norm statistics, strategy, model options).
+
+    Datasets: (fit images (N, C, H, W) float32, fit labels (N,), validation images, validation labels) per
+    dataset index; every run's fit set must have the same size so that all runs take the same number of
+    steps. ``settings.strategy``: 'vmap' one batched forward for all runs (grouped convolutions), 'loop' one
+    forward per run (each run's arithmetic exactly that of a lone run), 'auto' vmap on CUDA and loop on the
+    CPU, where grouped-convolution backward passes are slow. ``settings.batch_norm_statistics``:
+    'recomputed' averages the statistics afresh over the fit images before each validation ("precise BN"),
+    'running' keeps the usual running averages, which lag far behind fast-moving weights."""
+
+    def __init__(self, model_name: str, runs: Sequence[SeedRun], datasets: Sequence[tuple], settings: TrainSettings,
+                 device: torch.device | str = "cpu", num_classes: int = 2, freeze: Freeze | None = None):
+        self.model_name, self.settings, self.device = model_name, settings, torch.device(device)
+        self.freeze = freeze or Freeze()
+        self.runs = list(runs)
+        fit_counts = {len(datasets[run.data][1]) for run in self.runs}
         if len(fit_counts) != 1:
-            raise ValueError(f"members of one group need fit sets of one size, not {sorted(fit_counts)}")
+            raise ValueError(f"the runs of one seed batch need fit sets of one size, not {sorted(fit_counts)}")
         self.fit_count = fit_counts.pop()
         in_channels, image_size = datasets[0][0].shape[1], datasets[0][0].shape[-1]
+        built = self._build_models(in_channels, image_size, num_classes)
+        self._stack_weights(built)
+        self._make_template(built[0], in_channels, image_size)
+        self._place_data(datasets)
+        self._make_optimiser()
+        self.streams = [RunStreams(run.seed) for run in self.runs]
+        self.loss_sum = torch.zeros(len(self.runs), device=self.device)
+        self.correct = torch.zeros(len(self.runs), device=self.device, dtype=torch.int64)
+        self.steps_done = 0
+        self.graphs: dict[int, tuple] = {}
+        self.use_graphs = bool(settings.cuda_graphs and self.device.type == "cuda")
+        self.strategy = settings.strategy if settings.strategy != "auto" else (
+            "vmap" if self.device.type == "cuda" and len(self.runs) > 1 else "loop")
+        self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
+        self.epochs_here = 0  # in this process (epochs in all: self.scheduler.last_epoch)
+        # per test-time augmentation ('none', 'd4'), the best state of each run, on the device
+        self.best: dict[str, tuple[dict, dict]] = {}
 
+    def _build_models(self, in_channels: int, image_size: int, num_classes: int) -> list[nn.Module]:
+        """One registry model per run, seeded as a lone run with its seed (or with its initial state)."""
         built = []
-        for member in self.members:
-            torch.manual_seed(member.seed)  # the same initial weights as a lone run with this seed
-            model = models.build(model_name, in_channels=in_channels, num_classes=num_classes,
-                                 image_size=image_size, **model_options)
-            if member.initial_state is not None:
+        for run in self.runs:
+            torch.manual_seed(run.seed)  # the same initial weights as a lone run with this seed
+            model = models.build(self.model_name, in_channels=in_channels, num_classes=num_classes,
+                                 image_size=image_size, **self.settings.model_options)
+            if run.initial_state is not None:
                 fresh = model.state_dict()
-                state = {key: (fresh[key] if _matches(key, member.reinitialise) else value)
-                         for key, value in member.initial_state.items()}
+                state = {key: (fresh[key] if _matches(key, run.reinitialise) else value)
+                         for key, value in run.initial_state.items()}
                 model.load_state_dict(state)
             built.append(model)
-        self.parameter_count = models.count_parameters(built[0])
-        for prefix in options.frozen:
-            built[0].get_submodule(prefix)  # an unknown prefix fails here, by name
-        persistent = set(built[0].state_dict())
-        self.param_names = [name for name, _ in built[0].named_parameters()]
-        self.buffer_names = [name for name, _ in built[0].named_buffers() if name in persistent]
-        self.trainable_names = [name for name in self.param_names if not _matches(name, options.frozen)]
-        self.trainable_count = sum(p.numel() for name, p in built[0].named_parameters() if name in self.trainable_names)
+        return built
+
+    def _stack_weights(self, built: list[nn.Module]) -> None:
+        """The runs' parameters and persistent buffers stacked along a leading run axis, on the device."""
+        first = built[0]
+        self.parameter_count = models.count_parameters(first)
+        for prefix in self.freeze.prefixes:
+            first.get_submodule(prefix)  # an unknown prefix fails here, by name
+        persistent = set(first.state_dict())
+        self.param_names = [name for name, _ in first.named_parameters()]
+        self.buffer_names = [name for name, _ in first.named_buffers() if name in persistent]
+        self.trainable_names = [name for name in self.param_names if not _matches(name, self.freeze.prefixes)]
+        self.trainable_count = sum(p.numel() for name, p in first.named_parameters() if name in self.trainable_names)
         self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in built]).to(self.device)
                        for name in self.param_names}
         for name in self.trainable_names:
@@ -229,17 +254,19 @@ class GroupTrainer:
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built]).to(self.device)
                         for name in self.buffer_names}
         # constants (non-persistent buffers such as filter-rotation matrices): one copy, not vmapped
-        self.shared = {name: buffer.to(self.device) for name, buffer in built[0].named_buffers() if name not in persistent}
+        self.shared = {name: buffer.to(self.device) for name, buffer in first.named_buffers() if name not in persistent}
 
-        template = copy.deepcopy(built[0])
+    def _make_template(self, first: nn.Module, in_channels: int, image_size: int) -> None:
+        """A weightless copy of the architecture (on the meta device) that functional_call fills."""
+        template = copy.deepcopy(first)
         _replace_dropout(template)
         self.dropout_sites = _dropout_sites(template, in_channels, image_size)
         self.template = template.to("meta")
-        self.frozen_modules = ([self.template.get_submodule(prefix) for prefix in options.frozen]
-                               if options.frozen_batch_norm == "keep" else [])
-        del built
+        self.frozen_modules = ([self.template.get_submodule(prefix) for prefix in self.freeze.prefixes]
+                               if self.freeze.batch_norm == "keep" else [])
 
-        # data: every dataset's fit images in one device tensor; members index into it
+    def _place_data(self, datasets: Sequence[tuple]) -> None:
+        """Every dataset's fit images in one device tensor (runs index into it); validation sets on the device."""
         offsets, images, labels = [], [], []
         for fit_images, fit_labels, _, _ in datasets:
             offsets.append(sum(len(part) for part in labels))
@@ -247,59 +274,54 @@ class GroupTrainer:
             labels.append(torch.as_tensor(fit_labels, dtype=torch.int64))
         self.pool_images = torch.cat(images).to(self.device)
         self.pool_labels = torch.cat(labels).to(self.device)
-        self.offsets = torch.tensor([offsets[member.data] for member in self.members], device=self.device)
+        self.offsets = torch.tensor([offsets[run.data] for run in self.runs], device=self.device)
         self.validation = [(torch.as_tensor(v_images, dtype=torch.float32).to(self.device),
                             torch.as_tensor(v_labels, dtype=torch.int64).to(self.device))
                            for _, _, v_images, v_labels in datasets]
 
-        trainable = [self.params[name] for name in self.trainable_names]
+    def _make_optimiser(self) -> None:
+        settings = self.settings
         fused = self.device.type == "cuda"
-        optimiser_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[options.optimizer]
-        self.optimiser = optimiser_class(trainable, lr=options.learning_rate, weight_decay=options.weight_decay,
+        optimiser_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
+        self.optimiser = optimiser_class(self._trainable(), lr=settings.learning_rate,
+                                         weight_decay=settings.weight_decay,
                                          **({"fused": True} if fused else {"foreach": True}))
-        self.streams = [RunStreams(member.seed) for member in self.members]
-        size = len(self.members)
-        self.loss_sum = torch.zeros(size, device=self.device)
-        self.correct = torch.zeros(size, device=self.device, dtype=torch.int64)
-        self.steps_done = 0
-        self.graphs: dict[int, tuple] = {}
-        self.use_graphs = bool(options.cuda_graphs and self.device.type == "cuda")
-        self.strategy = options.strategy if options.strategy != "auto" else (
-            "vmap" if self.device.type == "cuda" and len(self.members) > 1 else "loop")
-        self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
-        self.epochs_done = 0  # in all, counting epochs before a resume
-        self.epochs_here = 0  # in this process
-        # per slot (one per way of scoring validation), the best state of each member, on the device
-        self.best: dict[str, tuple[dict, dict]] = {}
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser,
+                                                           lr_factor(settings.lr_schedule, settings.epochs))
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next epoch."""
+        return self.optimiser.param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ forward
 
     def _autocast(self):
-        if self.options.precision == "bf16" and self.device.type == "cuda":
+        if self.settings.precision == "bf16" and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
         return nullcontext()
 
     def _forward(self, images: torch.Tensor, masks: dict | None, params: dict | None = None,
                  buffers: dict | None = None) -> torch.Tensor:
-        """(S, B, C, H, W) -> (S, B, classes) logits: member s's weights on member s's images."""
+        """(S, B, C, H, W) -> (S, B, classes) logits: run s's weights on run s's images."""
         shared, template = self.shared, self.template
         params = self.params if params is None else params
         buffers = self.buffers if buffers is None else buffers
         if self.strategy == "loop":
             # unbind: views whose in-place updates (batch-norm statistics) reach the stacked tensors, and
-            # whose backward is one stack of the members' gradients
-            members = [{name: value.unbind(0) for name, value in part.items()} for part in (params, buffers, masks or {})]
+            # whose backward is one stack of the runs' gradients
+            runs = [{name: value.unbind(0) for name, value in part.items()} for part in (params, buffers, masks or {})]
             return torch.stack([
                 functional_call(template, tuple({name: values[index] for name, values in part.items()}
-                                                for part in members) + (shared,), (images[index],))
+                                                for part in runs) + (shared,), (images[index],))
                 for index in range(images.shape[0])])
 
-        def one(member_params, member_buffers, member_masks, member_images):
-            return functional_call(template, (member_params, member_buffers, member_masks, shared), (member_images,))
+        def one(run_params, run_buffers, run_masks, run_images):
+            return functional_call(template, (run_params, run_buffers, run_masks, shared), (run_images,))
 
         return vmap(one, randomness="error")(params, buffers, masks or {}, images)
 
-    def set_mode(self, training: bool) -> None:
+    def set_training(self, training: bool) -> None:
         self.template.train(training)
         for module in self.frozen_modules:
             module.eval()  # frozen layers keep the pre-trained batch-norm statistics ('keep')
@@ -312,13 +334,13 @@ class GroupTrainer:
         flat = (index + self.offsets[:, None]).reshape(-1)
         images = self.pool_images.index_select(0, flat)
         labels = self.pool_labels.index_select(0, flat).view(size, batch)
-        augment = self.options.augment
+        augment = self.settings.augment
         images = augment_batch(images, draws.reshape(-1, 3), augment.get("rotate", True), augment.get("hflip", True),
                                augment.get("vflip", True))
         with self._autocast():
             logits = self._forward(images.view(size, batch, *images.shape[1:]), masks)
         losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none",
-                                 label_smoothing=self.options.label_smoothing).view(size, batch).mean(1)
+                                 label_smoothing=self.settings.label_smoothing).view(size, batch).mean(1)
         losses.sum().backward()
         with torch.no_grad():
             self.loss_sum += losses.detach() * batch
@@ -376,18 +398,10 @@ class GroupTrainer:
         graph.replay()  # capturing ran nothing: this replay is the step
         log.info("captured the training step for batches of %d as a CUDA graph", index.shape[1])
 
-    def learning_rate(self, epoch: int, epochs: int, schedule: str) -> float:
-        """Learning rate of (1-based) ``epoch``: cosine decay to zero at the end, or constant."""
-        if schedule == "constant":
-            return self.options.learning_rate
-        return self.options.learning_rate * (1 + math.cos(math.pi * (epoch - 1) / epochs)) / 2
-
-    def train_epoch(self, learning_rate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over every member's fit set; (mean training loss, accuracy) per member."""
-        if learning_rate is not None:
-            for group in self.optimiser.param_groups:
-                group["lr"] = learning_rate
-        self.set_mode(True)
+    def train_epoch(self) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over every run's fit set at ``learning_rate`` (then the schedule steps); (mean training
+        loss, accuracy) per run."""
+        self.set_training(True)
         draws = [stream.epoch(self.fit_count, self.dropout_sites) for stream in self.streams]
         order = torch.stack([item[0] for item in draws]).to(self.device, non_blocking=True)
         augment = torch.stack([item[1] for item in draws]).to(self.device, non_blocking=True)
@@ -396,12 +410,12 @@ class GroupTrainer:
         self.loss_sum.zero_()
         self.correct.zero_()
         allow_capture = self.epochs_here >= 1  # this process's first epoch warms up eagerly (also after a resume)
-        batch_size = self.options.batch_size
+        batch_size = self.settings.batch_size
         for start in range(0, self.fit_count, batch_size):
             stop = min(start + batch_size, self.fit_count)
             self._run_step(order[:, start:stop], augment[:, start:stop],
                            {name: mask[:, start:stop] for name, mask in masks.items()}, allow_capture)
-        self.epochs_done += 1
+        self.scheduler.step()
         self.epochs_here += 1
         return (self.loss_sum / self.fit_count).cpu().numpy(), (self.correct.double() / self.fit_count).cpu().numpy()
 
@@ -411,7 +425,7 @@ class GroupTrainer:
     def recompute_batch_norm(self) -> None:
         """Set every trained batch-norm layer's statistics to the average over the fit images of the
         per-batch statistics, with the current weights (no random numbers are drawn)."""
-        if self.options.batch_norm_statistics != "recomputed":
+        if self.settings.batch_norm_statistics != "recomputed":
             return
         frozen = {id(module) for kept in self.frozen_modules for module in kept.modules()}
         layers = [(name, module) for name, module in self.template.named_modules()
@@ -423,12 +437,12 @@ class GroupTrainer:
             self.buffers[f"{name}.running_mean"].zero_()
             self.buffers[f"{name}.running_var"].fill_(1.0)
         momenta = [module.momentum for _, module in layers]
-        self.set_mode(True)
+        self.set_training(True)
         for module in self.template.modules():
             if isinstance(module, MaskedDropout):
                 module.eval()
         try:
-            batch_size = self.options.batch_size
+            batch_size = self.settings.batch_size
             for number, start in enumerate(range(0, self.fit_count, batch_size), start=1):
                 for _, module in layers:
                     module.momentum = 1.0 / number  # running value = mean of the batches so far
@@ -436,28 +450,26 @@ class GroupTrainer:
                 flat = (index[None, :] + self.offsets[:, None]).reshape(-1)
                 images = self.pool_images.index_select(0, flat)
                 with self._autocast():
-                    self._forward(images.view(len(self.members), -1, *images.shape[1:]), None)
+                    self._forward(images.view(len(self.runs), -1, *images.shape[1:]), None)
         finally:
             for (_, module), momentum in zip(layers, momenta):
                 module.momentum = momentum
-            self.set_mode(True)
+            self.set_training(True)
 
     @torch.no_grad()
-    def member_logits(self, images_per_member: list[torch.Tensor], params: dict | None = None,
-                      buffers: dict | None = None, batch_size: int = 256,
-                      test_time_augmentation: str | None = None) -> torch.Tensor:
-        """(S, N, classes) eval-mode outputs (log-probabilities with D4 test-time augmentation)."""
-        tta = test_time_augmentation or self.options.test_time_augmentation
-        self.set_mode(False)
+    def run_logits(self, images_per_run: list[torch.Tensor], params: dict | None = None, buffers: dict | None = None,
+                   batch_size: int = 256, tta: str = "none") -> torch.Tensor:
+        """(S, N, classes) eval-mode outputs (log-probabilities with ``tta`` 'd4': the 8 D4 views averaged)."""
+        self.set_training(False)
         try:
-            first = images_per_member[0]
-            same = all(images is first for images in images_per_member)
+            first = images_per_run[0]
+            same = all(images is first for images in images_per_run)
             outputs = []
             for start in range(0, len(first), batch_size):
                 if same:
-                    chunk = first[start:start + batch_size].unsqueeze(0).expand(len(self.members), -1, -1, -1, -1)
+                    chunk = first[start:start + batch_size].unsqueeze(0).expand(len(self.runs), -1, -1, -1, -1)
                 else:
-                    chunk = torch.stack([images[start:start + batch_size] for images in images_per_member])
+                    chunk = torch.stack([images[start:start + batch_size] for images in images_per_run])
                 with self._autocast():
                     if tta == "d4":
                         out = average_log_probabilities([self._forward(view, None, params, buffers)
@@ -467,38 +479,45 @@ class GroupTrainer:
                 outputs.append(out)
             return torch.cat(outputs, dim=1)
         finally:
-            self.set_mode(True)
+            self.set_training(True)
 
     @torch.no_grad()
-    def validate(self, test_time_augmentation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(validation loss, accuracy) per member, in eval mode (call ``recompute_batch_norm`` first)."""
-        images = [self.validation[member.data][0] for member in self.members]
-        labels = torch.stack([self.validation[member.data][1] for member in self.members])
-        logits = self.member_logits(images, test_time_augmentation=test_time_augmentation)
+    def validate(self, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """(validation loss, accuracy) per run, in eval mode, with test-time augmentation ``tta`` ('none' or
+        'd4'; call ``recompute_batch_norm`` first)."""
+        images = [self.validation[run.data][0] for run in self.runs]
+        labels = torch.stack([self.validation[run.data][1] for run in self.runs])
+        logits = self.run_logits(images, tta=tta)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
         accuracy = (logits.argmax(-1) == labels).double().mean(1)
         return losses.cpu().numpy(), accuracy.cpu().numpy()
 
     @torch.no_grad()
-    def keep_best(self, improved: Sequence[bool], slot: str = "main") -> None:
-        """Copy the current weights of the members whose validation score improved into their best state."""
-        if slot not in self.best:
-            self.best[slot] = ({name: value.detach().clone() for name, value in self.params.items()},
+    def keep_best(self, improved: Sequence[bool], tta: str = "none") -> None:
+        """Copy the current weights of the runs whose validation score (with ``tta``) improved into their best
+        state for ``tta``."""
+        if tta not in self.best:
+            self.best[tta] = ({name: value.detach().clone() for name, value in self.params.items()},
                                {name: value.clone() for name, value in self.buffers.items()})
             if all(improved):
                 return
         mask = torch.tensor(list(improved), device=self.device)
         if not mask.any():
             return
-        for source, target in zip((self.params, self.buffers), self.best[slot]):
+        for source, target in zip((self.params, self.buffers), self.best[tta]):
             for name, value in source.items():
                 shape = (-1,) + (1,) * (value.dim() - 1)
                 target[name].copy_(torch.where(mask.view(shape), value.detach(), target[name]))
 
-    def member_state(self, index: int, slot: str | None = "main") -> dict:
-        """A registry model's state_dict for one member (its best weights in ``slot``; None: the current
-        weights), on the CPU."""
-        params, buffers = (self.params, self.buffers) if slot is None else self.best[slot]
+    def best_state(self, index: int, tta: str = "none") -> dict:
+        """A registry model's state_dict of run ``index``'s best weights on validation with ``tta``, on the CPU."""
+        return self._state(index, *self.best[tta])
+
+    def current_state(self, index: int) -> dict:
+        """A registry model's state_dict of run ``index``'s current weights, on the CPU."""
+        return self._state(index, self.params, self.buffers)
+
+    def _state(self, index: int, params: dict, buffers: dict) -> dict:
         state = {name: params[name][index].detach().cpu().clone() for name in self.param_names}
         state.update({name: buffers[name][index].cpu().clone() for name in self.buffer_names})
         return state
@@ -510,12 +529,12 @@ class GroupTrainer:
         return {
             "params": {name: value.detach().cpu() for name, value in self.params.items()},
             "buffers": {name: value.cpu() for name, value in self.buffers.items()},
-            "best": {slot: ({name: value.cpu() for name, value in params.items()},
-                            {name: value.cpu() for name, value in buffers.items()})
-                     for slot, (params, buffers) in self.best.items()},
+            "best": {tta: ({name: value.cpu() for name, value in params.items()},
+                           {name: value.cpu() for name, value in buffers.items()})
+                     for tta, (params, buffers) in self.best.items()},
             "optimiser": self.optimiser.state_dict(),
             "streams": [stream.state() for stream in self.streams],
-            "epochs_done": self.epochs_done,
+            "scheduler": self.scheduler.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -523,10 +542,10 @@ class GroupTrainer:
             for source, target in ((state["params"], self.params), (state["buffers"], self.buffers)):
                 for name, value in source.items():
                     target[name].copy_(value.to(self.device))
-        self.best = {slot: ({name: value.to(self.device) for name, value in params.items()},
-                            {name: value.to(self.device) for name, value in buffers.items()})
-                     for slot, (params, buffers) in state["best"].items()}
+        self.best = {tta: ({name: value.to(self.device) for name, value in params.items()},
+                           {name: value.to(self.device) for name, value in buffers.items()})
+                     for tta, (params, buffers) in state["best"].items()}
         self.optimiser.load_state_dict(state["optimiser"])
         for stream, stream_state in zip(self.streams, state["streams"]):
             stream.load_state(stream_state)
-        self.epochs_done = state["epochs_done"]
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -2,99 +2,61 @@
 on validation. Optionally start from another survey's checkpoints (transfer learning).
 
 The whole dataset sits on the device as one tensor, augmentation is batched there, and the seeds
-of a job train together as one batched model (``rgmorph.batched``); each seed still has its own
-batches, augmentation, dropout, validation selection and checkpoint, so its results equal a run
+of a job train together as one seed batch (``rgmorph.batched.SeedBatch``); each seed still has its
+own batches, augmentation, dropout, validation selection and checkpoint, so its results equal a run
 of that seed alone. A stratified validation part is held out of the training split; the test
 split is never read here. Before each validation, batch-norm statistics are recomputed over the
 fit images with the current weights (``batch_norm_statistics``): the running averages lag behind
 weights that move fast, and with them eval-mode validation scores swung from 0.80 to below the
 majority class between epochs.
 
-A job keeps its resumable state (weights, optimiser, random streams, best state, history so far)
-in ``last.pt`` beside its seed folders, written atomically after each epoch (or every
-``checkpoint_interval_s`` seconds); a rerun with the same settings and dataset resumes from it,
-and on the CPU ends bit for bit where an uninterrupted run ends. It is removed once the
-checkpoints are written.
+``train_seeds`` runs in four steps (``NetworkTraining``): prepare (load the data, split it, build the
+seed batch), resume (from ``last.pt`` if it was saved with the same settings and data), the epochs,
+then select (per seed, the best state on validation) and save. A job keeps its resumable state
+(weights, optimiser, learning-rate schedule, random streams, best state, history so far) in ``last.pt``
+beside its seed folders, written atomically after each epoch (or every ``checkpoint_interval_s``
+seconds); a rerun with the same settings, thread count and dataset resumes from it, and on the CPU
+ends bit for bit where an uninterrupted run ends. It is removed once the checkpoints are written.
 
-``gabor_svm`` (Gabor features + SVM, not a network) takes ``train_gabor_group`` instead: its
-hyperparameters C and gamma are chosen on the same validation hold-out.
+``gabor_svm`` (Gabor features + SVM, not a network) trains in ``rgmorph.train_gabor``: its
+hyperparameters C and gamma are chosen on the same validation hold-out. Checkpoints of both kinds are
+built by ``rgmorph.checkpoint.build_checkpoint`` and hold tensors and plain data only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-import rgmorph
 from rgmorph import models
-from rgmorph.batched import D4Average, EngineOptions, GroupTrainer, Member
-from rgmorph.files import sha256_file, write_bytes_atomic, write_csv_atomic
+from rgmorph.batched import Freeze, SeedBatch, SeedRun
+from rgmorph.checkpoint import (build_checkpoint, load_checkpoint, load_safely, run_environment,  # noqa: F401
+                                save_checkpoint, save_torch_atomic)
 from rgmorph.dataset import load_dataset
+from rgmorph.files import sha256_file, write_csv_atomic
+from rgmorph.train_settings import TrainSettings, TransferSpec
+
+__all__ = ["TrainSettings", "TransferSpec", "TrainingData", "NetworkTraining", "train_seeds", "load_checkpoint",
+           "predict_logits", "validation_split", "select_device", "make_deterministic", "default_state_path"]
 
 log = logging.getLogger(__name__)
 
-RESUME_FORMAT = 1
+RESUME_FORMAT = 2
 # Settings that do not change what is computed (only where, how fast, or how often state is saved):
-# a run resumes across changes of these.
-_NOT_IN_FINGERPRINT = ("device", "threads", "checkpoint_interval_s", "resume", "cuda_graphs", "strategy")
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    optimizer: str = "adam"  # or 'adamw'
-    lr_schedule: str = "cosine"  # or 'constant'
-    label_smoothing: float = 0.0
-    validation_fraction: float = 0.2
-    validation_seed: int = 2019
-    selection_metric: str = "val_loss"  # or 'val_accuracy'
-    test_time_augmentation: str = "none"  # 'd4': average the 8 D4 views in validation and at test time;
-    # 'auto': validate both ways and keep, per seed, the better on validation
-    augment: dict = field(default_factory=lambda: {"rotate": True, "hflip": True, "vflip": True})
-    model_options: dict = field(default_factory=dict)
-    device: str = "auto"
-    threads: int | None = None
-    batch_norm_statistics: str = "recomputed"  # or 'running' (see rgmorph.batched.EngineOptions)
-    precision: str = "fp32"  # or 'bf16' (autocast on CUDA)
-    cuda_graphs: bool = True
-    strategy: str = "auto"  # how the seeds' passes run: 'vmap', 'loop' or 'auto' (see rgmorph.batched)
-    deterministic: bool = True
-    resume: bool = True
-    checkpoint_interval_s: float = 0.0  # least seconds between two writes of last.pt; 0: every epoch
-
-    @classmethod
-    def from_mapping(cls, values: dict) -> TrainSettings:
-        """Settings from a config mapping; keys that are not settings (models, seeds, ...) are ignored."""
-        known = {item.name for item in fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
-
-
-@dataclass
-class TransferSpec:
-    """Fine-tune from checkpoints trained on another survey, one per seed."""
-
-    source: str  # the survey the checkpoints were trained on
-    checkpoints: Sequence[str | Path]
-    frozen: Sequence[str] = ()  # module prefixes whose weights stay as pre-trained (e.g. 'features')
-    reinitialise: Sequence[str] = ()  # module prefixes re-initialised from the seed instead of copied
-    # batch norm in frozen layers: 'adapt' to the new survey's statistics, or 'keep' the pre-trained ones
-    batch_norm: str = "adapt"
+# a run resumes across changes of these. The thread count is not among them: on the CPU it can change
+# the order of floating-point sums.
+_NOT_IN_FINGERPRINT = ("device", "checkpoint_interval_s", "resume", "cuda_graphs", "strategy")
+PHASES = ("training_steps", "batch_norm_statistics", "validation")
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -132,17 +94,6 @@ def validation_split(labels: np.ndarray, candidates: np.ndarray, fraction: float
     return fit, validation
 
 
-def run_environment(device: torch.device) -> dict:
-    return {
-        "rgmorph": rgmorph.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-        "threads": torch.get_num_threads(),
-    }
-
-
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Eval-mode outputs for ``images``, computed where the model is, returned on the images' device."""
@@ -153,21 +104,6 @@ def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int
                       for start in range(0, len(images), batch_size)])
 
 
-def _fit_and_validation(dataset: dict, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
-    train_candidates = np.flatnonzero(dataset["split"] == "train")
-    return validation_split(dataset["labels"], train_candidates, settings.validation_fraction, settings.validation_seed)
-
-
-def _fingerprint(**parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _save_torch_atomic(path: str | Path, payload) -> None:
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
 def default_state_path(checkpoint_paths: Sequence[str | Path]) -> Path:
     """last.pt of a job: beside its seed folders (their common parent)."""
     parents = {Path(path).parent.parent for path in checkpoint_paths}
@@ -175,208 +111,8 @@ def default_state_path(checkpoint_paths: Sequence[str | Path]) -> Path:
     return parent / "last.pt"
 
 
-def _engine_options(settings: TrainSettings, frozen: Sequence[str], frozen_batch_norm: str = "adapt") -> EngineOptions:
-    return EngineOptions(batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                         weight_decay=settings.weight_decay, optimizer=settings.optimizer,
-                         label_smoothing=settings.label_smoothing, augment=dict(settings.augment),
-                         test_time_augmentation="d4" if settings.test_time_augmentation == "d4" else "none",
-                         precision=settings.precision, batch_norm_statistics=settings.batch_norm_statistics,
-                         strategy=settings.strategy,
-                         cuda_graphs=settings.cuda_graphs, frozen=tuple(frozen), frozen_batch_norm=frozen_batch_norm)
-
-
-def train_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,
-                checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path],
-                transfer: TransferSpec | None = None, state_path: str | Path | None = None,
-                on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
-    """Train ``model_name`` on one dataset for every seed at once; write each seed's checkpoint and history.
-
-    ``state_path`` (default: last.pt beside the seed folders) holds the resumable state; ``on_epoch_end``
-    is called after each epoch (and after the state is saved) with the epoch number.
-    """
-    if models.is_estimator(model_name):
-        return train_gabor_group(dataset_path, model_name, seeds, settings, checkpoint_paths, history_paths)
-    seeds = [int(seed) for seed in seeds]
-    if not (len(seeds) == len(checkpoint_paths) == len(history_paths)):
-        raise ValueError("one checkpoint and one history path per seed")
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    make_deterministic(seeds[0], settings.deterministic)
-    device = select_device(settings.device)
-    dataset = load_dataset(dataset_path)
-    dataset_sha = sha256_file(dataset_path)
-    fit_index, validation_index = _fit_and_validation(dataset, settings)
-    images = torch.from_numpy(dataset["images"]).unsqueeze(1)
-    labels = torch.from_numpy(dataset["labels"])
-    image_size = int(images.shape[-1])
-    class_names = dataset["class_names"]
-
-    frozen = tuple(transfer.frozen) if transfer else ()
-    members, pretrained = [], []
-    for index, seed in enumerate(seeds):
-        initial = None
-        if transfer:
-            source_path = Path(transfer.checkpoints[index])
-            source = torch.load(source_path, map_location="cpu", weights_only=False)
-            problems = [f"{key} {source.get(key)!r} != {value!r}" for key, value in
-                        (("model_name", model_name), ("model_options", settings.model_options),
-                         ("class_names", class_names), ("image_size", image_size)) if source.get(key) != value]
-            if problems:
-                raise ValueError(f"cannot fine-tune from {source_path}: {'; '.join(problems)}")
-            initial = source["state_dict"]
-            pretrained.append({"path": str(source_path), "sha256": sha256_file(source_path),
-                               "survey": source["survey"], "seed": source["seed"],
-                               "pixel_scale_arcsec": source.get("pixel_scale_arcsec")})
-        members.append(Member(seed=seed, data=0, initial_state=initial,
-                              reinitialise=tuple(transfer.reinitialise) if transfer else ()))
-    trainer = GroupTrainer(model_name, settings.model_options, members,
-                           [(images[fit_index], labels[fit_index], images[validation_index], labels[validation_index])],
-                           _engine_options(settings, frozen, transfer.batch_norm if transfer else "adapt"), device,
-                           num_classes=len(class_names))
-    run_mode = "transfer" if transfer else "scratch"
-    log.info("%s on %s (%s%s), seeds %s trained together: %d parameters (%d trained); %d fit / %d validation "
-             "images; device %s, CUDA graphs %s, %s", model_name, dataset["survey"], run_mode,
-             f" from {transfer.source}, frozen {list(frozen) or 'none'} (batch norm: {transfer.batch_norm})"
-             if transfer else "", seeds,
-             trainer.parameter_count, trainer.trainable_count, len(fit_index), len(validation_index), device,
-             "on" if trainer.use_graphs else "off", settings.precision)
-
-    fingerprint = _fingerprint(
-        format=RESUME_FORMAT, model=model_name, seeds=seeds, dataset_sha256=dataset_sha,
-        settings={key: value for key, value in asdict(settings).items() if key not in _NOT_IN_FINGERPRINT},
-        pretrained=[item["sha256"] for item in pretrained], frozen=frozen,
-        reinitialise=list(transfer.reinitialise) if transfer else [],
-        frozen_batch_norm=transfer.batch_norm if transfer else None)
-    state_path = Path(state_path) if state_path else default_state_path(checkpoint_paths)
-    # 'auto' scores validation both ways every epoch, keeps a best state for each, and keeps per seed
-    # the way whose best validation score is better
-    modes = ["none", "d4"] if settings.test_time_augmentation == "auto" else [settings.test_time_augmentation]
-    histories: list[list[dict]] = [[] for _ in seeds]
-    best: dict[str, list[dict | None]] = {mode: [None for _ in seeds] for mode in modes}
-    first_epoch, elapsed_before = 1, 0.0
-    if settings.resume and state_path.is_file():
-        try:
-            saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a damaged file: start again
-            log.warning("cannot read %s (%s): training from the start", state_path, error)
-            saved = None
-        if saved is not None and saved.get("fingerprint") == fingerprint:
-            trainer.load_state_dict(saved["trainer"])
-            histories, best = saved["histories"], saved["best"]
-            first_epoch, elapsed_before = saved["epoch"] + 1, saved["elapsed_seconds"]
-            log.info("resuming from %s after epoch %d", state_path, saved["epoch"])
-        elif saved is not None:
-            log.info("%s belongs to other settings or data: training from the start", state_path)
-
-    started = time.monotonic()
-    last_save = started
-    # wall seconds per phase in this process (a resumed run counts only its own epochs): where a job's time
-    # goes, e.g. whether validation or the training steps dominate on a GPU
-    phase_seconds = dict.fromkeys(("training_steps", "batch_norm_statistics", "validation"), 0.0)
-    for epoch in range(first_epoch, settings.epochs + 1):
-        learning_rate = trainer.learning_rate(epoch, settings.epochs, settings.lr_schedule)
-        phase_start = time.monotonic()
-        train_loss, train_accuracy = trainer.train_epoch(learning_rate)  # reads the losses back: synchronised
-        batch_norm_start = time.monotonic()
-        trainer.recompute_batch_norm()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        validation_start = time.monotonic()
-        scores = {mode: trainer.validate(mode) for mode in modes}
-        phase_seconds["training_steps"] += batch_norm_start - phase_start
-        phase_seconds["batch_norm_statistics"] += validation_start - batch_norm_start
-        phase_seconds["validation"] += time.monotonic() - validation_start
-        elapsed = elapsed_before + time.monotonic() - started
-        rows = [{"epoch": epoch, "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
-                 "learning_rate": learning_rate, "seconds": elapsed} for k in range(len(seeds))]
-        for mode in modes:
-            improved = []
-            for k, row in enumerate(rows):
-                score = {"epoch": epoch, "val_loss": float(scores[mode][0][k]), "val_accuracy": float(scores[mode][1][k])}
-                better = _better(score, best[mode][k], settings.selection_metric)
-                if better:
-                    best[mode][k] = score
-                improved.append(better)
-                row.update({f"val_loss_{mode}": score["val_loss"], f"val_accuracy_{mode}": score["val_accuracy"],
-                            f"best_{mode}": better})
-            trainer.keep_best(improved, slot=mode)
-        for k, (seed, row) in enumerate(zip(seeds, rows)):
-            histories[k].append(row)
-            log.info("%s %s seed %d: epoch %d/%d lr %.2e train loss %.4f acc %.3f | val loss %s acc %s%s",
-                     model_name, dataset["survey"], seed, epoch, settings.epochs, learning_rate, row["train_loss"],
-                     row["train_accuracy"], "/".join(f"{row[f'val_loss_{mode}']:.4f}" for mode in modes),
-                     "/".join(f"{row[f'val_accuracy_{mode}']:.3f}" for mode in modes),
-                     "  *" if any(row[f"best_{mode}"] for mode in modes) else "")
-        now = time.monotonic()
-        if settings.resume and epoch < settings.epochs and now - last_save >= settings.checkpoint_interval_s:
-            _save_torch_atomic(state_path, {"format": RESUME_FORMAT, "fingerprint": fingerprint, "epoch": epoch,
-                                            "elapsed_seconds": elapsed, "trainer": trainer.state_dict(),
-                                            "histories": histories, "best": best})
-            last_save = now
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-
-    train_seconds = elapsed_before + time.monotonic() - started
-    checkpoints = []
-    for k, seed in enumerate(seeds):
-        chosen = modes[0]
-        for mode in modes[1:]:
-            if _better(best[mode][k], best[chosen][k], settings.selection_metric):
-                chosen = mode
-        kept = best[chosen][k]
-        history = pd.DataFrame(histories[k])
-        history["val_loss"], history["val_accuracy"] = history[f"val_loss_{chosen}"], history[f"val_accuracy_{chosen}"]
-        history["best"] = history[f"best_{chosen}"]
-        if len(modes) == 1:
-            history = history.drop(columns=[f"{prefix}_{chosen}" for prefix in ("val_loss", "val_accuracy", "best")])
-        checkpoint = {
-            "model_name": model_name,
-            "model_options": settings.model_options,
-            "state_dict": trainer.member_state(k, slot=chosen),
-            "class_names": class_names,
-            "survey": dataset["survey"],
-            "image_size": image_size,
-            "seed": seed,
-            "parameters": trainer.parameter_count,
-            "trainable_parameters": trainer.trainable_count,
-            "best_epoch": kept["epoch"],
-            "best_val_loss": kept["val_loss"],
-            "best_val_accuracy": kept["val_accuracy"],
-            "validation_names": dataset["names"][validation_index].tolist(),
-            "settings": asdict(settings),
-            "test_time_augmentation": chosen,
-            "test_time_augmentation_scores": {mode: best[mode][k] for mode in modes},
-            "dataset": str(dataset_path),
-            "dataset_sha256": dataset_sha,
-            "pixel_scale_arcsec": _pixel_scale(dataset),
-            "environment": run_environment(device),
-            "train_seconds": train_seconds,
-            "phase_seconds": {key: round(value, 3) for key, value in phase_seconds.items()},
-            "trained_with_seeds": seeds,
-            "mode": run_mode,
-            "trained_on": transfer.source if transfer else dataset["survey"],
-            "frozen": list(frozen),
-        }
-        if transfer:
-            checkpoint.update({
-                "pretrained_on": transfer.source,
-                "pretrained_checkpoint": pretrained[k]["path"],
-                "pretrained_checkpoint_sha256": pretrained[k]["sha256"],
-                "reinitialised": list(transfer.reinitialise),
-                "frozen_batch_norm": transfer.batch_norm,
-                "pretrained_pixel_scale_arcsec": pretrained[k]["pixel_scale_arcsec"],
-            })
-        _save_torch_atomic(checkpoint_paths[k], checkpoint)
-        write_csv_atomic(history_paths[k], history)
-        log.info("%s %s seed %d: best epoch %d (val loss %.4f, val accuracy %.3f%s)", model_name, dataset["survey"],
-                 seed, kept["epoch"], kept["val_loss"], kept["val_accuracy"],
-                 f"; test-time augmentation {chosen}" if len(modes) > 1 else "")
-        checkpoints.append(checkpoint)
-    state_path.unlink(missing_ok=True)
-    log.info("%s on %s: %d seeds in %.1f s (this process: training steps %.1f s, batch-norm statistics %.1f s, "
-             "validation %.1f s)", model_name, dataset["survey"], len(seeds), train_seconds,
-             *phase_seconds.values())
-    return checkpoints
+def _fingerprint(**parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _better(score: dict | None, previous: dict | None, selection_metric: str) -> bool:
@@ -390,99 +126,276 @@ def _better(score: dict | None, previous: dict | None, selection_metric: str) ->
     return (score["val_accuracy"], -score["val_loss"]) > (previous["val_accuracy"], -previous["val_loss"])
 
 
-def train_model(dataset_path: str | Path, model_name: str, seed: int, settings: TrainSettings,
-                checkpoint_path: str | Path, history_path: str | Path, **options) -> dict:
-    """One seed: a group of one."""
-    return train_group(dataset_path, model_name, [seed], settings, [checkpoint_path], [history_path], **options)[0]
+@dataclass
+class TrainingData:
+    """A dataset as a training job reads it: its arrays, the fit / validation split of its training part."""
+
+    path: Path
+    dataset: dict
+    sha256: str
+    fit_index: np.ndarray
+    validation_index: np.ndarray
+
+    @classmethod
+    def load(cls, path: str | Path, settings: TrainSettings) -> TrainingData:
+        dataset = load_dataset(path)
+        candidates = np.flatnonzero(dataset["split"] == "train")
+        fit, validation = validation_split(dataset["labels"], candidates, settings.validation_fraction,
+                                           settings.validation_seed)
+        return cls(Path(path), dataset, sha256_file(path), fit, validation)
+
+    @property
+    def survey(self) -> str:
+        return self.dataset["survey"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.dataset["images"].shape[-1])
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fit images (N, 1, H, W), fit labels, validation images, validation labels)."""
+        images = torch.from_numpy(self.dataset["images"]).unsqueeze(1)
+        labels = torch.from_numpy(self.dataset["labels"])
+        return images[self.fit_index], labels[self.fit_index], images[self.validation_index], labels[self.validation_index]
+
+    def record(self) -> dict:
+        """What a checkpoint records about the data (see ``build_checkpoint``)."""
+        scales = self.dataset.get("pixel_scale_arcsec")
+        return {"dataset": str(self.path), "dataset_sha256": self.sha256, "survey": self.survey,
+                "class_names": list(self.dataset["class_names"]), "image_size": self.image_size,
+                "pixel_scale_arcsec": float(np.median(scales)) if scales is not None and len(scales) else None,
+                "validation_names": self.dataset["names"][self.validation_index].tolist()}
 
 
-def _pixel_scale(dataset: dict) -> float | None:
-    scales = dataset.get("pixel_scale_arcsec")
-    return float(np.median(scales)) if scales is not None and len(scales) else None
+def train_seeds(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,
+                checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path],
+                transfer: TransferSpec | None = None, state_path: str | Path | None = None,
+                on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
+    """Train ``model_name`` on one dataset for every seed at once; write each seed's checkpoint (with its
+    ``.run.json`` sidecar) and history; return the checkpoints as ``load_checkpoint`` reads them.
+
+    ``state_path`` (default: last.pt beside the seed folders) holds the resumable state; ``on_epoch_end``
+    is called after each epoch (and after the state is saved) with the epoch number.
+    """
+    seeds = [int(seed) for seed in seeds]
+    if not (len(seeds) == len(checkpoint_paths) == len(history_paths)):
+        raise ValueError("one checkpoint and one history path per seed")
+    if models.is_estimator(model_name):
+        if transfer is not None:
+            raise ValueError(f"{model_name} is not a network: it cannot be fine-tuned")
+        from rgmorph.train_gabor import train_gabor_seeds
+
+        return train_gabor_seeds(dataset_path, model_name, seeds, settings, checkpoint_paths, history_paths)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    make_deterministic(seeds[0], settings.deterministic)
+    state_path = Path(state_path) if state_path else default_state_path(checkpoint_paths)
+    training = NetworkTraining(dataset_path, model_name, seeds, settings, transfer, state_path)
+    training.resume()
+    training.run_epochs(on_epoch_end)
+    return training.select_and_save(checkpoint_paths, history_paths)
 
 
-# --------------------------------------------------------------- Gabor + SVM
+def _pretrained(transfer: TransferSpec, count: int, model_name: str, settings: TrainSettings,
+                data: TrainingData) -> tuple[list[dict], list[dict]]:
+    """(state_dict, record) of the source checkpoint of each of ``count`` seeds; refused unless it is the
+    same model, with the same options, classes and image size."""
+    states, records = [], []
+    for source_path in (Path(transfer.checkpoints[k]) for k in range(count)):
+        source = load_safely(source_path)
+        wanted = (("model_name", model_name), ("model_options", settings.model_options),
+                  ("class_names", list(data.dataset["class_names"])), ("image_size", data.image_size))
+        problems = [f"{key} {source.get(key)!r} != {value!r}" for key, value in wanted if source.get(key) != value]
+        if problems:
+            raise ValueError(f"cannot fine-tune from {source_path}: {'; '.join(problems)}")
+        states.append(source["state_dict"])
+        records.append({"path": str(source_path), "sha256": sha256_file(source_path), "survey": source["survey"],
+                        "seed": source["seed"], "pixel_scale_arcsec": source.get("pixel_scale_arcsec")})
+    return states, records
 
 
-def train_gabor_group(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,
-                      checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path]) -> list[dict]:
-    """Fit the Gabor-feature SVM on the fit part for each seed, with C and gamma chosen on the validation part
-    (by ``selection_metric``); the seed drives the Platt-scaling folds."""
-    from rgmorph.gabor import GaborSVM, select_svm
+class NetworkTraining:
+    """One ``train_seeds`` job of a network: prepare, ``resume``, ``run_epochs``, ``select_and_save``."""
 
-    started = time.monotonic()
-    dataset = load_dataset(dataset_path)
-    fit_index, validation_index = _fit_and_validation(dataset, settings)
-    options = dict(settings.model_options)
-    grid = {"C": options.pop("C_grid", None), "gamma": options.pop("gamma_grid", None)}
-    feature_options = {key: options[key] for key in ("orientations", "wavelengths", "polar_shape") if key in options}
-    probe = GaborSVM(**feature_options)
-    features = probe.features(dataset["images"][np.concatenate([fit_index, validation_index])])
-    fit_features, validation_features = features[:len(fit_index)], features[len(fit_index):]
-    fit_labels, validation_labels = dataset["labels"][fit_index], dataset["labels"][validation_index]
-    checkpoints = []
-    for k, seed in enumerate(seeds):
-        choice = select_svm(fit_features, fit_labels, validation_features, validation_labels, seed=int(seed),
-                            selection_metric=settings.selection_metric, feature_options=feature_options,
-                            **{key: value for key, value in grid.items() if value is not None})
-        model = choice["model"]
-        train_probabilities = model.predict_proba_features(fit_features)
-        train_loss = float(F.nll_loss(torch.log(torch.from_numpy(train_probabilities).clamp_min(1e-12)),
-                                      torch.from_numpy(fit_labels)))
-        train_accuracy = float(np.mean(train_probabilities.argmax(1) == fit_labels))
-        row = {"epoch": 1, "train_loss": train_loss, "train_accuracy": train_accuracy,
-               "val_loss": choice["val_loss"], "val_accuracy": choice["val_accuracy"],
-               "learning_rate": float("nan"), "seconds": time.monotonic() - started, "best": True}
-        checkpoint = {
-            "model_name": model_name,
-            "model_options": settings.model_options,
-            "estimator": model.to_bytes(),
-            "state_dict": None,
-            "class_names": dataset["class_names"],
-            "survey": dataset["survey"],
-            "image_size": int(dataset["images"].shape[-1]),
-            "seed": int(seed),
-            "parameters": model.parameter_count(),
-            "trainable_parameters": model.parameter_count(),
-            "chosen": {"C": choice["C"], "gamma": choice["gamma"]},
-            "best_epoch": 1,
-            "best_val_loss": choice["val_loss"],
-            "best_val_accuracy": choice["val_accuracy"],
-            "validation_names": dataset["names"][validation_index].tolist(),
-            "settings": asdict(settings),
-            "test_time_augmentation": "none",
-            "dataset": str(dataset_path),
-            "dataset_sha256": sha256_file(dataset_path),
-            "pixel_scale_arcsec": _pixel_scale(dataset),
-            "environment": run_environment(torch.device("cpu")),
-            "train_seconds": time.monotonic() - started,
-            "trained_with_seeds": [int(s) for s in seeds],
-            "mode": "scratch",
-            "trained_on": dataset["survey"],
-            "frozen": [],
-        }
-        _save_torch_atomic(checkpoint_paths[k], checkpoint)
-        write_csv_atomic(history_paths[k], pd.DataFrame([row]))
-        log.info("%s %s seed %d: C %s, gamma %s chosen on validation (loss %.4f, accuracy %.3f)", model_name,
-                 dataset["survey"], seed, choice["C"], choice["gamma"], choice["val_loss"], choice["val_accuracy"])
-        checkpoints.append(checkpoint)
-    return checkpoints
+    def __init__(self, dataset_path: str | Path, model_name: str, seeds: list[int], settings: TrainSettings,
+                 transfer: TransferSpec | None, state_path: Path):
+        self.model_name, self.seeds, self.settings, self.transfer = model_name, seeds, settings, transfer
+        self.state_path = state_path
+        self.device = select_device(settings.device)
+        self.data = TrainingData.load(dataset_path, settings)
+        initial, self.pretrained = (_pretrained(transfer, len(seeds), model_name, settings, self.data) if transfer
+                                    else ([None] * len(seeds), []))
+        reinitialise = tuple(transfer.reinitialise) if transfer else ()
+        freeze = Freeze(tuple(transfer.frozen), transfer.batch_norm) if transfer else Freeze()
+        self.trainer = SeedBatch(model_name, [SeedRun(seed, 0, state, reinitialise) for seed, state in zip(seeds, initial)],
+                                 [self.data.tensors()], settings, self.device,
+                                 num_classes=len(self.data.dataset["class_names"]), freeze=freeze)
+        # 'auto' scores validation both ways every epoch, keeps a best state for each, and keeps per seed
+        # the test-time augmentation whose best validation score is better
+        self.ttas = ["none", "d4"] if settings.test_time_augmentation == "auto" else [settings.test_time_augmentation]
+        self.histories: list[list[dict]] = [[] for _ in seeds]
+        self.best: dict[str, list[dict | None]] = {tta: [None for _ in seeds] for tta in self.ttas}
+        self.first_epoch, self.elapsed_before = 1, 0.0
+        # wall seconds per phase in this process (a resumed run counts only its own epochs): where a job's
+        # time goes, e.g. whether validation or the training steps dominate on a GPU
+        self.phase_seconds = dict.fromkeys(PHASES, 0.0)
+        self._log_start()
 
+    def _log_start(self) -> None:
+        transfer, trainer = self.transfer, self.trainer
+        log.info("%s on %s (%s%s), seeds %s trained together: %d parameters (%d trained); %d fit / %d validation "
+                 "images; device %s, CUDA graphs %s, %s", self.model_name, self.data.survey,
+                 "transfer" if transfer else "scratch",
+                 f" from {transfer.source}, frozen {list(transfer.frozen) or 'none'} (batch norm: {transfer.batch_norm})"
+                 if transfer else "", self.seeds, trainer.parameter_count, trainer.trainable_count,
+                 len(self.data.fit_index), len(self.data.validation_index), self.device,
+                 "on" if trainer.use_graphs else "off", self.settings.precision)
 
-# ------------------------------------------------------------------ loading
+    def fingerprint(self) -> str:
+        """What the resumable state depends on: the same fingerprint means the same rest of the run."""
+        transfer = self.transfer
+        return _fingerprint(
+            format=RESUME_FORMAT, model=self.model_name, seeds=self.seeds, dataset_sha256=self.data.sha256,
+            settings={key: value for key, value in asdict(self.settings).items() if key not in _NOT_IN_FINGERPRINT},
+            pretrained=[item["sha256"] for item in self.pretrained], frozen=tuple(transfer.frozen) if transfer else (),
+            reinitialise=list(transfer.reinitialise) if transfer else [],
+            frozen_batch_norm=transfer.batch_norm if transfer else None)
 
+    def resume(self) -> None:
+        """Continue from ``state_path`` if it holds the state of this same run (else start afresh)."""
+        if not (self.settings.resume and self.state_path.is_file()):
+            return
+        try:
+            saved = load_safely(self.state_path)
+        except Exception as error:  # a damaged (or unsafe) file: start again
+            log.warning("cannot read %s (%s): training from the start", self.state_path, error)
+            return
+        if saved.get("fingerprint") != self.fingerprint():
+            log.info("%s belongs to other settings or data: training from the start", self.state_path)
+            return
+        self.trainer.load_state_dict(saved["trainer"])
+        self.histories, self.best = saved["histories"], saved["best"]
+        self.first_epoch, self.elapsed_before = saved["epoch"] + 1, saved["elapsed_seconds"]
+        log.info("resuming from %s after epoch %d", self.state_path, saved["epoch"])
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, checkpoint dict). The model maps (N, 1, H, W) images to logits (or, with
-    test-time augmentation or for the Gabor SVM, log-probabilities: the same after a softmax)."""
-    checkpoint = torch.load(path, map_location=device, weights_only=False)
-    if checkpoint.get("estimator") is not None:
-        from rgmorph.gabor import GaborSVMModule
+    def elapsed(self) -> float:
+        """Wall seconds of training so far, counting those before a resume."""
+        return self.elapsed_before + time.monotonic() - self.started
 
-        return GaborSVMModule.from_bytes(checkpoint["estimator"]).eval(), checkpoint
-    model = models.build(checkpoint["model_name"], in_channels=1, num_classes=len(checkpoint["class_names"]),
-                         image_size=checkpoint["image_size"], **checkpoint["model_options"])
-    model.load_state_dict(checkpoint["state_dict"])
-    if checkpoint.get("test_time_augmentation", "none") == "d4":
-        model = D4Average(model)
-    return model.to(device).eval(), checkpoint
+    def run_epochs(self, on_epoch_end: Callable[[int], None] | None = None) -> None:
+        self.started = last_save = time.monotonic()
+        for epoch in range(self.first_epoch, self.settings.epochs + 1):
+            self.epoch(epoch)
+            now = time.monotonic()
+            if (self.settings.resume and epoch < self.settings.epochs
+                    and now - last_save >= self.settings.checkpoint_interval_s):
+                self.save_state(epoch)
+                last_save = now
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+
+    def epoch(self, epoch: int) -> None:
+        """Train one epoch, recompute batch-norm statistics, validate, keep the improved states, log."""
+        trainer = self.trainer
+        learning_rate = trainer.learning_rate
+        phase_start = time.monotonic()
+        train_loss, train_accuracy = trainer.train_epoch()  # reads the losses back: synchronised
+        batch_norm_start = time.monotonic()
+        trainer.recompute_batch_norm()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        validation_start = time.monotonic()
+        scores = {tta: trainer.validate(tta) for tta in self.ttas}
+        self.phase_seconds["training_steps"] += batch_norm_start - phase_start
+        self.phase_seconds["batch_norm_statistics"] += validation_start - batch_norm_start
+        self.phase_seconds["validation"] += time.monotonic() - validation_start
+        elapsed = self.elapsed()
+        rows = [{"epoch": epoch, "train_loss": float(train_loss[k]), "train_accuracy": float(train_accuracy[k]),
+                 "learning_rate": learning_rate, "seconds": elapsed} for k in range(len(self.seeds))]
+        for tta in self.ttas:
+            self._score(epoch, tta, scores[tta], rows)
+        for k, row in enumerate(rows):
+            self.histories[k].append(row)
+            self._log_epoch(self.seeds[k], epoch, row)
+
+    def _score(self, epoch: int, tta: str, scores: tuple[np.ndarray, np.ndarray], rows: list[dict]) -> None:
+        """Record the validation scores with ``tta`` in ``rows``; keep the states of the seeds that improved."""
+        improved = []
+        for k, row in enumerate(rows):
+            score = {"epoch": epoch, "val_loss": float(scores[0][k]), "val_accuracy": float(scores[1][k])}
+            better = _better(score, self.best[tta][k], self.settings.selection_metric)
+            if better:
+                self.best[tta][k] = score
+            improved.append(better)
+            row.update({f"val_loss_{tta}": score["val_loss"], f"val_accuracy_{tta}": score["val_accuracy"],
+                        f"best_{tta}": better})
+        self.trainer.keep_best(improved, tta=tta)
+
+    def _log_epoch(self, seed: int, epoch: int, row: dict) -> None:
+        ttas = self.ttas
+        log.info("%s %s seed %d: epoch %d/%d lr %.2e train loss %.4f acc %.3f | val loss %s acc %s%s",
+                 self.model_name, self.data.survey, seed, epoch, self.settings.epochs, row["learning_rate"],
+                 row["train_loss"], row["train_accuracy"], "/".join(f"{row[f'val_loss_{tta}']:.4f}" for tta in ttas),
+                 "/".join(f"{row[f'val_accuracy_{tta}']:.3f}" for tta in ttas),
+                 "  *" if any(row[f"best_{tta}"] for tta in ttas) else "")
+
+    def save_state(self, epoch: int) -> None:
+        """Write the resumable state after ``epoch`` (atomically)."""
+        save_torch_atomic(self.state_path, {"format": RESUME_FORMAT, "fingerprint": self.fingerprint(),
+                                            "epoch": epoch, "elapsed_seconds": self.elapsed(),
+                                            "trainer": self.trainer.state_dict(), "histories": self.histories,
+                                            "best": self.best})
+
+    def chosen_tta(self, k: int) -> str:
+        """The test-time augmentation of seed ``k`` whose best validation score is better."""
+        chosen = self.ttas[0]
+        for tta in self.ttas[1:]:
+            if _better(self.best[tta][k], self.best[chosen][k], self.settings.selection_metric):
+                chosen = tta
+        return chosen
+
+    def history(self, k: int, chosen: str) -> pd.DataFrame:
+        history = pd.DataFrame(self.histories[k])
+        history["val_loss"], history["val_accuracy"] = history[f"val_loss_{chosen}"], history[f"val_accuracy_{chosen}"]
+        history["best"] = history[f"best_{chosen}"]
+        if len(self.ttas) == 1:
+            history = history.drop(columns=[f"{prefix}_{chosen}" for prefix in ("val_loss", "val_accuracy", "best")])
+        return history
+
+    def checkpoint(self, k: int, chosen: str) -> dict:
+        transfer = self.transfer
+        origin = {"kind": "transfer" if transfer else "scratch",
+                  "trained_on": transfer.source if transfer else self.data.survey,
+                  "frozen": list(transfer.frozen) if transfer else []}
+        if transfer:
+            pretrained = self.pretrained[k]
+            origin.update({"pretrained_on": transfer.source, "pretrained_checkpoint": pretrained["path"],
+                           "pretrained_checkpoint_sha256": pretrained["sha256"],
+                           "reinitialised": list(transfer.reinitialise), "frozen_batch_norm": transfer.batch_norm,
+                           "pretrained_pixel_scale_arcsec": pretrained["pixel_scale_arcsec"]})
+        return build_checkpoint(
+            model_name=self.model_name, settings=asdict(self.settings), data=self.data.record(), seed=self.seeds[k],
+            seeds=self.seeds, best=self.best[chosen][k], parameters=self.trainer.parameter_count,
+            trainable_parameters=self.trainer.trainable_count, origin=origin,
+            state_dict=self.trainer.best_state(k, tta=chosen), test_time_augmentation=chosen,
+            test_time_augmentation_scores={tta: self.best[tta][k] for tta in self.ttas})
+
+    def select_and_save(self, checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path]) -> list[dict]:
+        """Write each seed's checkpoint (its best state), sidecar and history; remove the resumable state."""
+        train_seconds = self.elapsed()
+        run_info = {"environment": run_environment(self.device), "train_seconds": train_seconds,
+                    "phase_seconds": {key: round(value, 3) for key, value in self.phase_seconds.items()}}
+        checkpoints = []
+        for k, seed in enumerate(self.seeds):
+            chosen = self.chosen_tta(k)
+            checkpoints.append(save_checkpoint(checkpoint_paths[k], self.checkpoint(k, chosen), run_info))
+            write_csv_atomic(history_paths[k], self.history(k, chosen))
+            kept = self.best[chosen][k]
+            log.info("%s %s seed %d: best epoch %d (val loss %.4f, val accuracy %.3f%s)", self.model_name,
+                     self.data.survey, seed, kept["epoch"], kept["val_loss"], kept["val_accuracy"],
+                     f"; test-time augmentation {chosen}" if len(self.ttas) > 1 else "")
+        self.state_path.unlink(missing_ok=True)
+        log.info("%s on %s: %d seeds in %.1f s (this process: training steps %.1f s, batch-norm statistics %.1f s, "
+                 "validation %.1f s)", self.model_name, self.data.survey, len(self.seeds), train_seconds,
+                 *self.phase_seconds.values())
+        return checkpoints

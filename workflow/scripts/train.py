@@ -2,7 +2,7 @@ import logging
 
 from rgmorph import provenance
 from rgmorph.logs import logged
-from rgmorph.train import TrainSettings, TransferSpec, train_group
+from rgmorph.train import TrainSettings, TransferSpec, train_seeds
 
 with logged(snakemake.log[0]):
     # the seeds train together: each seed's log holds the whole job's log
@@ -16,7 +16,7 @@ with logged(snakemake.log[0]):
         transfer = TransferSpec(source=snakemake.wildcards.source, checkpoints=list(snakemake.input.pretrained),
                                 frozen=snakemake.params.frozen, reinitialise=snakemake.params.reinitialise,
                                 batch_norm=snakemake.params.batch_norm)
-    train_group(
+    train_seeds(
         dataset_path=snakemake.input.dataset,
         model_name=snakemake.wildcards.model,
         seeds=snakemake.params.seeds,
@@ -25,7 +25,7 @@ with logged(snakemake.log[0]):
         history_paths=list(snakemake.output.histories),
         transfer=transfer,
     )
-    # sidecars (the inputs' sha256, settings, code version), each seed's with its own pre-trained checkpoint
+    # sidecars: the inputs' sha256, each seed's with its own pre-trained checkpoint
     for k, (checkpoint, history) in enumerate(zip(snakemake.output.checkpoints, snakemake.output.histories)):
         inputs = {"dataset": snakemake.input.dataset}
         if transfer:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import flattened_size, register
+from rgmorph.models.registry import flattened_size, register
 
 
 def _normalisation(norm: str, channels: int) -> nn.Module:

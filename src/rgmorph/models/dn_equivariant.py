@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models.registry import register
 from rgmorph.models.lenet import lenet_head
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import flattened_size, register
+from rgmorph.models.registry import flattened_size, register
 
 
 def lenet_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import register
+from rgmorph.models.registry import register
 
 _BLOCKS_PER_STAGE = (2, 2, 2, 2)  # ResNet-18
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models import flattened_size, register
+from rgmorph.models.registry import flattened_size, register
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:

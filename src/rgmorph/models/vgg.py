@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rgmorph.models import flattened_size, register
+from rgmorph.models.registry import flattened_size, register
 
 
 def _stage(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:

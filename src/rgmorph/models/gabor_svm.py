@@ -11,31 +11,25 @@ Platt scaling is done by CalibratedClassifierCV (sigmoid fitted to 5-fold cross-
 values, one SVC refitted on all the data): that is what SVC(probability=True) did internally, and
 scikit-learn 1.9 deprecates that option in favour of this form.
 
-Not a torch model: it is registered as an estimator (``rgmorph.models.variants()``, name GABOR_SVM_NAME).
-The training stage chooses C and gamma on the validation hold-out (``select_svm``) and stores the
-fitted pipeline in the checkpoint; ``GaborSVMModule`` wraps it as a torch module returning
-log-probabilities, so evaluation treats it like the networks.
+Not a torch model: the registry names it as an estimator (``rgmorph.models.variants()``, name
+GABOR_SVM_NAME) and imports this module only when it is built or trained; scikit-learn is imported
+only when an SVM is fitted or loaded. Training (``rgmorph.train_gabor``) chooses C and gamma
+on the validation hold-out (``select_svm``) and stores the fitted numbers (support vectors,
+coefficients, scaler, Platt sigmoid) as arrays in the checkpoint (``GaborSVM.state``): loading rebuilds
+the fitted objects from them without unpickling anything. ``GaborSVMModule`` wraps it as a torch
+module returning log-probabilities, so evaluation treats it like the networks.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import joblib
 import numpy as np
 import scipy.fft
 import torch
 from scipy.ndimage import map_coordinates
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
-
-from rgmorph.models import register_estimator
 
 GABOR_SVM_NAME = "gabor_svm"
 MOMENTS = ("mean", "variance", "skewness", "kurtosis", "energy")
@@ -120,6 +114,45 @@ def gabor_features(images: np.ndarray, orientations: int = 4, wavelengths: Seque
     return np.concatenate(features)
 
 
+def _plain(value):
+    """A fitted attribute as tensors and plain data (what ``torch.load(weights_only=True)`` reads back)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError("an array of Python objects cannot be stored safely")
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    raise TypeError(f"cannot store a {type(value).__name__} as plain data")
+
+
+def _restored(value):
+    if isinstance(value, torch.Tensor):
+        return value.numpy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_restored(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _restored(item) for key, item in value.items()}
+    return value
+
+
+def _attributes(estimator) -> dict:
+    """Every attribute of a fitted scikit-learn object (its parameters and fitted arrays), as plain data."""
+    return {key: _plain(value) for key, value in vars(estimator).items()}
+
+
+def _rebuilt(cls, attributes: dict):
+    """The fitted object of class ``cls`` with ``attributes``: nothing is fitted or unpickled."""
+    estimator = cls.__new__(cls)
+    estimator.__dict__.update({key: _restored(value) for key, value in attributes.items()})
+    return estimator
+
+
 class GaborSVM:
     """Gabor features -> StandardScaler -> Platt-calibrated RBF SVC."""
 
@@ -129,11 +162,12 @@ class GaborSVM:
         self.orientations = orientations
         self.wavelengths = tuple(wavelengths)
         self.polar_shape = tuple(polar_shape)
-        self.C, self.gamma = C, gamma
-        # the seed picks the cross-validation folds of the Platt scaling, hence the probabilities
-        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-        calibrated_svm = CalibratedClassifierCV(SVC(C=C, gamma=gamma), method="sigmoid", cv=folds, ensemble=False)
-        self.pipeline = make_pipeline(StandardScaler(), calibrated_svm)
+        self.C, self.gamma, self.seed = C, gamma, seed
+        self.scaler = self.calibrated = None  # the fitted StandardScaler and calibrated SVC
+
+    def options(self) -> dict:
+        return {"orientations": self.orientations, "wavelengths": list(self.wavelengths),
+                "polar_shape": list(self.polar_shape), "C": self.C, "gamma": self.gamma, "seed": self.seed}
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return gabor_features(images, self.orientations, self.wavelengths, self.polar_shape)
@@ -143,7 +177,18 @@ class GaborSVM:
 
     def fit_features(self, features: np.ndarray, labels: np.ndarray) -> GaborSVM:
         """Fit on precomputed ``features(images)``."""
-        self.pipeline.fit(features, np.asarray(labels))
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import StratifiedKFold
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        # the seed picks the cross-validation folds of the Platt scaling, hence the probabilities
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=self.seed)
+        calibrated_svm = CalibratedClassifierCV(SVC(C=self.C, gamma=self.gamma), method="sigmoid", cv=folds,
+                                                ensemble=False)
+        pipeline = make_pipeline(StandardScaler(), calibrated_svm).fit(features, np.asarray(labels))
+        self.scaler, self.calibrated = pipeline[0], pipeline[-1].calibrated_classifiers_[0]
         return self
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
@@ -151,46 +196,51 @@ class GaborSVM:
         return self.predict_proba_features(self.features(images))
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
-        return self.pipeline.predict_proba(features)
-
-    def parameter_count(self) -> int:
-        """Numbers fitted: support vectors and their coefficients, intercept, scaler, Platt sigmoid."""
-        calibrated = self.pipeline[-1].calibrated_classifiers_[0]
-        svm = calibrated.estimator
-        scaler = self.pipeline[0]
-        return int(svm.support_vectors_.size + svm.dual_coef_.size + svm.intercept_.size + scaler.mean_.size
-                   + scaler.scale_.size + 2 * len(calibrated.calibrators))
-
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(self, buffer)
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> GaborSVM:
-        model = joblib.load(io.BytesIO(data))
-        if not isinstance(model, cls):
-            raise TypeError(f"the bytes hold a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        # what the fitted pipeline computes (CalibratedClassifierCV averages over its one calibrated
+        # classifier: adding to zeros and dividing by one change no bit)
+        return self.calibrated.predict_proba(self.scaler.transform(features))
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         # the argmax of the probabilities, not the SVC's own decision (which can disagree with Platt
         # scaling), so labels and probabilities agree as they do for the networks
-        return self.pipeline.classes_[self.predict_proba(images).argmax(axis=1)]
+        return self.calibrated.classes[self.predict_proba(images).argmax(axis=1)]
+
+    def parameter_count(self) -> int:
+        """Numbers fitted: support vectors and their coefficients, intercept, scaler, Platt sigmoid."""
+        svm = self.calibrated.estimator
+        return int(svm.support_vectors_.size + svm.dual_coef_.size + svm.intercept_.size + self.scaler.mean_.size
+                   + self.scaler.scale_.size + 2 * len(self.calibrated.calibrators))
+
+    def state(self) -> dict:
+        """The fitted model as tensors and plain data (for a checkpoint)."""
+        return {"options": self.options(), "scaler": _attributes(self.scaler),
+                "svc": _attributes(self.calibrated.estimator),
+                "calibrators": [_attributes(calibrator) for calibrator in self.calibrated.calibrators],
+                "classes": _plain(self.calibrated.classes), "method": self.calibrated.method}
+
+    @classmethod
+    def from_state(cls, state: dict) -> GaborSVM:
+        from sklearn.calibration import _CalibratedClassifier, _SigmoidCalibration
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC
+
+        model = cls(**state["options"])
+        model.scaler = _rebuilt(StandardScaler, state["scaler"])
+        model.calibrated = _CalibratedClassifier(
+            _rebuilt(SVC, state["svc"]), [_rebuilt(_SigmoidCalibration, item) for item in state["calibrators"]],
+            classes=_restored(state["classes"]), method=state["method"])
+        return model
 
     def save(self, path: str | Path) -> None:
-        joblib.dump(self, path)
+        torch.save(self.state(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> GaborSVM:
-        model = joblib.load(path)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        return cls.from_state(torch.load(path, weights_only=True))
 
 
-@register_estimator(GABOR_SVM_NAME)
-def gabor_svm(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> GaborSVM:
+def build(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> GaborSVM:
+    """The registry's constructor for GABOR_SVM_NAME."""
     if in_channels != 1 or num_classes != 2:
         raise ValueError("the Gabor SVM takes one-channel images and two classes")
     return GaborSVM(**options)
@@ -242,13 +292,14 @@ class GaborSVMModule(torch.nn.Module):
         super().__init__()
         self.estimator = estimator
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> GaborSVMModule:
-        return cls(GaborSVM.from_bytes(data))
-
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().cpu().double().numpy()
         if array.ndim == 4:
             array = array[:, 0]
         probabilities = self.estimator.predict_proba(array)
         return torch.log(torch.from_numpy(probabilities).float().clamp_min(1e-12)).to(images.device)
+
+
+def module_from_state(state: dict) -> GaborSVMModule:
+    """The torch module of a checkpoint's ``estimator_state``."""
+    return GaborSVMModule(GaborSVM.from_state(state))
