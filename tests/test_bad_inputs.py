@@ -4,6 +4,7 @@ file and what to do, before any long work starts. Basic catalogue row errors are
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 
 from rgmorph import config_check, models
 from rgmorph.catalogue import CatalogueError, CatalogueSpec, read_catalogue
-from rgmorph.fetch import FetchError, FetchSettings, Survey, fetch_survey
+from rgmorph.fetch import FetchError, FetchSettings, Survey, fetch_survey, report_path_for
 from rgmorph.preprocess import PreprocessError, build_dataset
 from conftest import CLASS_NAMES, QUICKSTART_MIRROR, REPO
 
@@ -166,7 +167,7 @@ def test_unknown_keys_and_wrong_types_are_named_with_their_dotted_key():
         "config key surveys.FIRST.pixel is unknown (did you mean 'pixels'?)",
         "config key train.epochs: 'ten' is not of type integer",
     ]
-    assert "; allowed keys here: ['pixels', 'skyview_name']" in config_check.schema_problems(config, SCHEMA)[3]
+    assert "; allowed keys here: ['pixel_scale_arcsec', 'pixels', 'skyview_name']" in config_check.schema_problems(config, SCHEMA)[3]
 
 
 def test_unknown_model_and_survey_names_are_named(tmp_path):
@@ -224,10 +225,14 @@ def small_mirror(tmp_path, quickstart_sources):
     return root, index, sources
 
 
-def _fetch_error(root, sources, tmp_path) -> str:
+def _fetch_error(root, sources, tmp_path, **settings) -> str:
     with pytest.raises(FetchError) as error:
-        fetch_survey(sources, FIRST, tmp_path / "out", tmp_path / "manifest.csv", FetchSettings(mirror_dir=str(root)))
+        fetch_survey(sources, FIRST, tmp_path / "out", tmp_path / "manifest.csv",
+                     FetchSettings(mirror_dir=str(root), **settings))
     assert not list((tmp_path / "out").glob("*.fits"))  # stopped before fetching anything
+    report = json.loads(report_path_for(tmp_path / "manifest.csv").read_text())  # and said so in the report
+    assert (report["outcome"], report["error"], report["counts"]) == ("stopped: checks before fetching failed",
+                                                                      str(error.value), {})
     return str(error.value)
 
 
@@ -272,6 +277,26 @@ def test_a_broken_index_is_named(tmp_path, small_mirror):
     index.drop(columns="sha256").to_csv(root / "index.csv", index=False)
     assert _fetch_error(root, sources, tmp_path).startswith(
         f"mirror index {root / 'index.csv'} lacks column(s) ['sha256']; it has ['survey', 'ra_deg', 'dec_deg',")
+
+
+@pytest.mark.parametrize("file", ["../outside.fits.gz", "FIRST/../../outside.fits.gz", "/etc/passwd", ""])
+def test_an_index_file_outside_the_mirror_is_refused_naming_the_row(tmp_path, small_mirror, file):
+    root, index, sources = small_mirror
+    index.loc[1, "file"] = file
+    index.to_csv(root / "index.csv", index=False)
+    shown = repr(file) if file else "nan"
+    assert _fetch_error(root, sources, tmp_path) == (
+        f"mirror index {root / 'index.csv'} line 3: file {shown} must be a path inside the mirror (relative, "
+        "without '..')")
+
+
+def test_a_mirror_file_larger_than_the_cap_once_gunzipped_is_named(tmp_path, small_mirror):
+    root, index, sources = small_mirror
+    path = root / index["file"][0]
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()) + bytes(10_000_000)))  # a gzip bomb, mildly
+    message = _fetch_error(root, sources, tmp_path, max_cutout_bytes=5_000_000)
+    assert message.splitlines()[1] == (f"  index.csv line 2 ({index['file'][0]}): {path} (uncompressed) is larger than "
+                                       "fetch.max_cutout_bytes (5000000 bytes)")
 
 
 def test_a_survey_the_mirror_lacks_is_named_with_its_config_key(tmp_path, small_mirror):

@@ -1,8 +1,12 @@
-"""Stage 1: read and validate a catalogue of labelled radio sources.
+"""Stage 1: read and validate one or several catalogues of labelled radio sources.
 
 The output table has one row per source with the columns every later stage uses:
 ``name, ra_deg, dec_deg, class_name, label, split`` (``label`` is the class index in
-``class_names`` order; ``split`` is ``train`` or ``test``).
+``class_names`` order; ``split`` is ``train``, ``test`` or a config-assigned extra split such
+as ``uncertain``), then ``catalogue`` (which input it came from) and any ``carry`` columns.
+Several catalogues are merged by position (rgmorph.crossmatch); train/test pairs that are one
+object or share a cutout field are then resolved (rgmorph.neighbours). ``write_catalogue_stage``
+writes sources.csv, merge.json and neighbours.csv.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class CatalogueSpec:
     test_fraction: float = 0.3
     split_seed: int = 0
     duplicate_radius_arcsec: float = 1.0
+    # every selected row goes into this split whatever the file says (e.g. 'uncertain': kept out of train/test)
+    assign_split: str | None = None
+    carry: list[str] = field(default_factory=list)  # extra columns copied as they are into the output
+    require_both_splits: bool = True  # off when this catalogue is one of several merged ones
 
 
 def _row_label(frame: pd.DataFrame, index, name_column: str) -> str:
@@ -118,6 +126,30 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
     (the header is row 1), so a hand-typed file can be fixed in one go.
     """
     path = Path(path)
+    raw = _read_table(path, spec)
+    selected = _select(path, raw, spec)
+    table = _parse_rows(path, raw, selected, spec)
+    _raise_problems(path, _duplicates(raw, table, spec),
+                    "Remove one row of each duplicate pair (or, for close but distinct sources, lower "
+                    "catalogue.duplicate_radius_arcsec).")
+    if not spec.split_column and not spec.assign_split:
+        table["split"] = stratified_split(table["label"].to_numpy(), spec.test_fraction, spec.split_seed)
+        log.info("no split column: made a stratified %.0f%% test split with seed %d", 100 * spec.test_fraction, spec.split_seed)
+    for column in spec.carry:
+        table[column] = raw.loc[table.index, column].str.strip()
+    if spec.require_both_splits:
+        require_both_splits(table, f"catalogue {path}")
+    return table.reset_index(drop=True)
+
+
+def require_both_splits(table: pd.DataFrame, where: str) -> None:
+    for split in SPLITS:
+        if not (table["split"] == split).any():
+            raise CatalogueError(f"{where}: no source in the {split} split; every run needs both train and test sources")
+
+
+def _read_table(path: Path, spec: CatalogueSpec) -> pd.DataFrame:
+    """The file as strings, blank rows dropped (row numbers stay the file's), required columns checked."""
     if not path.is_file():
         raise CatalogueError(f"catalogue {path} does not exist; set catalogue.path in the config")
     text = _read_text(path)
@@ -135,9 +167,9 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
     raw = raw.fillna("")
     raw = raw[~(raw.apply(lambda column: column.str.strip()) == "").all(axis=1)]
     required = [spec.name_column, spec.ra_column, spec.dec_column, spec.label_column]
-    if spec.split_column:
+    if spec.split_column and not spec.assign_split:
         required.append(spec.split_column)
-    missing = [column for column in required if column not in raw.columns]
+    missing = [column for column in [*required, *spec.carry] if column not in raw.columns]
     if missing:
         hint = _delimiter_hint(text.splitlines()[0]) if len(raw.columns) == 1 else ""
         raise CatalogueError(
@@ -146,7 +178,10 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
         )
     if raw.empty:
         raise CatalogueError(f"catalogue {path} has a header but no rows")
+    return raw
 
+
+def _select(path: Path, raw: pd.DataFrame, spec: CatalogueSpec) -> pd.DataFrame:
     selected = raw
     for column, allowed in spec.select.items():
         if column not in raw.columns:
@@ -155,47 +190,48 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
         selected = selected[selected[column].str.strip().isin([str(value) for value in allowed])]
     if selected.empty:
         raise CatalogueError(f"catalogue {path}: no rows left after catalogue.select {spec.select}")
+    return selected
 
+
+def _parse_rows(path: Path, raw: pd.DataFrame, selected: pd.DataFrame, spec: CatalogueSpec) -> pd.DataFrame:
+    """One validated output row per selected row (indexed by the raw row); every bad row listed at once."""
     rows, problems = [], []
-    known_labels = sorted(spec.label_map) or spec.class_names
     for index in selected.index:
-        where = _row_label(raw, index, spec.name_column)
-        found = []
-        name = raw.at[index, spec.name_column].strip()
-        if not name:
-            found.append(f"catalogue row {index + 2}: the name is empty")
-        try:
-            ra = parse_angle(raw.at[index, spec.ra_column], "ra")
-        except ValueError as exc:
-            found.append(f"{where}: ra {exc}")
-        try:
-            dec = parse_angle(raw.at[index, spec.dec_column], "dec")
-        except ValueError as exc:
-            found.append(f"{where}: dec {exc}")
-        value = raw.at[index, spec.label_column].strip()
-        class_name = spec.label_map.get(value, value)
-        if class_name not in spec.class_names:
-            found.append(f"{where}: label {value!r} is not one of {known_labels}")
+        found, row = _parse_row(raw, index, spec)
+        problems.extend(found)
+        if not found:
+            rows.append((index, *row))
+    _raise_problems(path, problems, "Fix these rows (or leave them out with catalogue.select); labels can be "
+                                    "mapped onto class names with catalogue.label_map.")
+    return pd.DataFrame(rows, columns=["row", *OUTPUT_COLUMNS]).set_index("row")
+
+
+def _parse_row(raw: pd.DataFrame, index, spec: CatalogueSpec) -> tuple[list[str], tuple]:
+    where = _row_label(raw, index, spec.name_column)
+    found, ra, dec = [], None, None
+    name = raw.at[index, spec.name_column].strip()
+    if not name:
+        found.append(f"catalogue row {index + 2}: the name is empty")
+    try:
+        ra = parse_angle(raw.at[index, spec.ra_column], "ra")
+    except ValueError as exc:
+        found.append(f"{where}: ra {exc}")
+    try:
+        dec = parse_angle(raw.at[index, spec.dec_column], "dec")
+    except ValueError as exc:
+        found.append(f"{where}: dec {exc}")
+    value = raw.at[index, spec.label_column].strip()
+    class_name = spec.label_map.get(value, value)
+    if class_name not in spec.class_names:
+        found.append(f"{where}: label {value!r} is not one of {sorted(spec.label_map) or spec.class_names}")
+    if spec.assign_split:
+        split = spec.assign_split
+    else:
         split = raw.at[index, spec.split_column].strip().lower() if spec.split_column else ""
         if spec.split_column and split not in SPLITS:
             found.append(f"{where}: split {split!r} is not one of {list(SPLITS)}")
-        problems.extend(found)
-        if not found:
-            rows.append((index, name, ra, dec, class_name, spec.class_names.index(class_name), split))
-    _raise_problems(path, problems, "Fix these rows (or leave them out with catalogue.select); labels can be "
-                                    "mapped onto class names with catalogue.label_map.")
-
-    table = pd.DataFrame(rows, columns=["row", *OUTPUT_COLUMNS]).set_index("row")
-    _raise_problems(path, _duplicates(raw, table, spec),
-                    "Remove one row of each duplicate pair (or, for close but distinct sources, lower "
-                    "catalogue.duplicate_radius_arcsec).")
-    if not spec.split_column:
-        table["split"] = stratified_split(table["label"].to_numpy(), spec.test_fraction, spec.split_seed)
-        log.info("no split column: made a stratified %.0f%% test split with seed %d", 100 * spec.test_fraction, spec.split_seed)
-    for split in SPLITS:
-        if not (table["split"] == split).any():
-            raise CatalogueError(f"catalogue {path}: no source in the {split} split; every run needs both train and test sources")
-    return table.reset_index(drop=True)
+    label = spec.class_names.index(class_name) if class_name in spec.class_names else -1
+    return found, (name, ra, dec, class_name, label, split)
 
 
 def _duplicates(raw: pd.DataFrame, table: pd.DataFrame, spec: CatalogueSpec) -> list[str]:
@@ -232,7 +268,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.
     return split
 
 
-def spec_from_config(catalogue_config: dict, class_names: list[str]) -> CatalogueSpec:
+def spec_from_config(catalogue_config: dict, class_names: list[str], require_both_splits: bool = True) -> CatalogueSpec:
+    """The spec of one catalogue: the ``catalogue`` config section, or one entry of its ``sources`` list."""
     columns = catalogue_config.get("columns", {})
     split_config = catalogue_config.get("split", {})
     return CatalogueSpec(
@@ -241,10 +278,98 @@ def spec_from_config(catalogue_config: dict, class_names: list[str]) -> Catalogu
         ra_column=columns.get("ra", "ra"),
         dec_column=columns.get("dec", "dec"),
         label_column=columns.get("label", "fr_class"),
-        split_column=columns.get("split"),
+        split_column=columns.get("split", "split"),  # the schema's default; null: a stratified split
         label_map=dict(catalogue_config.get("label_map", {})),
         select=dict(catalogue_config.get("select", {})),
         test_fraction=split_config.get("test_fraction", 0.3),
         split_seed=split_config.get("seed", 0),
         duplicate_radius_arcsec=catalogue_config.get("duplicate_radius_arcsec", 1.0),
+        assign_split=catalogue_config.get("assign_split"),
+        carry=list(catalogue_config.get("carry", [])),
+        require_both_splits=require_both_splits,
     )
+
+
+# ------------------------------------------------- the stage: one or several catalogues, merged and checked
+
+
+def catalogue_entries(catalogue_config: dict) -> list[dict]:
+    """One dict per input catalogue: the ``sources`` list, or the section itself named after its file."""
+    entries = catalogue_config.get("sources") or [
+        {"name": Path(catalogue_config.get("path", DEFAULT_PATH)).stem,
+         **{key: value for key, value in catalogue_config.items() if key in ENTRY_KEYS}}
+    ]
+    names = [entry["name"] for entry in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CatalogueError(f"config key catalogue.sources: name(s) {repeated} used more than once; give each entry its own")
+    unknown = [name for name in _prefer(catalogue_config) if name not in names]
+    if unknown:
+        raise CatalogueError(f"config key catalogue.prefer: {unknown} name no entry of catalogue.sources; its names are {names}")
+    return entries
+
+
+DEFAULT_PATH = "resources/catalogues/frdeep_v2.csv"
+ENTRY_KEYS = ("path", "columns", "label_map", "select", "split", "duplicate_radius_arcsec", "assign_split", "carry")
+
+
+def _prefer(catalogue_config: dict) -> list[str]:
+    prefer = catalogue_config.get("prefer") or []
+    return [prefer] if isinstance(prefer, str) else list(prefer)
+
+
+def catalogue_paths(catalogue_config: dict) -> list[str]:
+    """The CSV file of every input catalogue (once each), for the rule's input."""
+    return list(dict.fromkeys(entry.get("path", DEFAULT_PATH) for entry in catalogue_entries(catalogue_config)))
+
+
+def build_sources(catalogue_config: dict, class_names: list[str],
+                  fields: dict[str, float]) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """(sources, merge report, train/test neighbour report): read each catalogue, merge, resolve neighbours.
+
+    ``fields``: cutout side in arcsec per survey (rgmorph.neighbours.survey_fields) for the overlap check.
+    """
+    from rgmorph import crossmatch, neighbours  # they import CatalogueError from here
+
+    entries = catalogue_entries(catalogue_config)
+    several = len(entries) > 1
+    tables = [(entry["name"], read_catalogue(entry.get("path", DEFAULT_PATH),
+                                             spec_from_config(entry, class_names, require_both_splits=not several)))
+              for entry in entries]
+    merged, report = crossmatch.merge_catalogues(tables, catalogue_config.get("match_radius_arcsec", 30.0),
+                                                 _prefer(catalogue_config))
+    settings = neighbours.NeighbourSettings.from_config(catalogue_config.get("neighbours"))
+    sources, pairs = neighbours.resolve_neighbours(merged, settings, fields)
+    require_both_splits(sources, "catalogue " + " + ".join(str(entry.get("path", DEFAULT_PATH)) for entry in entries))
+    report["neighbours"] = {"action": settings.action, "cross_split_pairs": int(len(pairs)),
+                            "sources_dropped": int(len(merged) - len(sources)),
+                            "sources_moved": int((merged["split"].to_numpy() != sources["split"].to_numpy()).sum())
+                            if len(merged) == len(sources) else 0}
+    report["sources"] = _counts(sources)
+    return sources[_output_columns(sources)], report, pairs
+
+
+def _counts(sources: pd.DataFrame) -> dict:
+    counts = sources.groupby(["catalogue", "class_name", "split"]).size()
+    return {"total": int(len(sources)), **{"/".join(key): int(value) for key, value in counts.items()}}
+
+
+def _output_columns(sources: pd.DataFrame) -> list[str]:
+    return [*OUTPUT_COLUMNS, "catalogue", *[column for column in sources.columns
+                                            if column not in OUTPUT_COLUMNS and column != "catalogue"]]
+
+
+def write_catalogue_stage(catalogue_config: dict, class_names: list[str], fields: dict[str, float],
+                          sources_path: str | Path, merge_report_path: str | Path, neighbours_path: str | Path) -> pd.DataFrame:
+    """The catalogue stage: sources.csv, the merge report (JSON) and the neighbour report (CSV), atomically."""
+    from rgmorph.files import write_csv_atomic, write_json_atomic
+
+    sources, report, pairs = build_sources(catalogue_config, class_names, fields)
+    log.info("merge: %s", {key: value for key, value in report.items() if key != "groups"})
+    for row in pairs.itertuples(index=False):
+        log.warning("train/test neighbours %s / %s, %.1f arcsec apart: %s", row.train_name, row.test_name,
+                    row.separation_arcsec, row.action)
+    write_json_atomic(merge_report_path, report)
+    write_csv_atomic(neighbours_path, pairs, float_format="%.4f")
+    write_csv_atomic(sources_path, sources, float_format="%.8f")
+    return sources

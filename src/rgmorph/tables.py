@@ -275,6 +275,8 @@ def write_all(summary_path, outputs: dict, data_description: str = "",
 
 def data_description(config: dict) -> str:
     """' (catalogue X; surveys A, B)' for captions."""
-    catalogue = config.get("catalogue", {}).get("path", "")
+    from rgmorph.catalogue import catalogue_paths
+
+    catalogue = ", ".join(str(path) for path in catalogue_paths(config["catalogue"]))
     surveys = ", ".join(config.get("surveys", {}))
     return f" (catalogue {catalogue}; {surveys})" if catalogue else ""

@@ -63,7 +63,8 @@ def run_files(name):
 
 
 def survey_settings(wildcards):
-    return {"key": wildcards.survey, **config["surveys"][wildcards.survey]}
+    survey = config["surveys"][wildcards.survey]
+    return {"key": wildcards.survey, "skyview_name": survey["skyview_name"], "pixels": survey["pixels"]}
 
 
 def scratch_settings(wildcards):

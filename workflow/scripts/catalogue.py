@@ -1,9 +1,10 @@
-from rgmorph.catalogue import read_catalogue, spec_from_config
-from rgmorph.files import write_csv_atomic
+from rgmorph.catalogue import write_catalogue_stage
 from rgmorph.logs import logged
 
 with logged(snakemake.log[0]) as log:
-    spec = spec_from_config(snakemake.params.catalogue, snakemake.params.class_names)
-    sources = read_catalogue(snakemake.input.catalogue, spec)
+    sources = write_catalogue_stage(
+        snakemake.params.catalogue, snakemake.params.class_names, snakemake.params.fields,
+        sources_path=snakemake.output.sources, merge_report_path=snakemake.output.merge_report,
+        neighbours_path=snakemake.output.neighbours,
+    )
     log.info("%d sources: %s", len(sources), sources.groupby(["class_name", "split"]).size().to_dict())
-    write_csv_atomic(snakemake.output.sources, sources, float_format="%.8f")

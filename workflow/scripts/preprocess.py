@@ -3,6 +3,7 @@ from pathlib import Path
 import pandas as pd
 
 from rgmorph import provenance
+from rgmorph.catalogue import catalogue_paths
 from rgmorph.logs import logged
 from rgmorph.preprocess import build_dataset
 
@@ -19,6 +20,6 @@ with logged(snakemake.log[0]):
     # Provenance: the dataset's inputs (raw catalogue too), and every cutout and catalogue row in it.
     provenance.from_snakemake(
         snakemake, "dataset",
-        inputs={**dict(snakemake.input.items()), "catalogue": snakemake.config["catalogue"]["path"]},
+        inputs={**dict(snakemake.input.items()), "catalogue": catalogue_paths(snakemake.config["catalogue"])},
         details=provenance.dataset_details(snakemake.output.dataset, snakemake.input.manifest, snakemake.input.sources),
     )

@@ -1,0 +1,138 @@
+"""Train/test neighbours: sources in different splits that are one object, or share most of a cutout.
+
+A catalogue can list one radio galaxy twice under two names (FRDEEP has NGC 5782 in train and
+SDSS J145555.27+115141.4 in test, 3.6 arcsec apart), and two distinct sources can sit so close
+that their cutouts show the same sky. Either way a test image is partly seen in training. Here
+every train/test pair closer than ``same_source_arcsec``, or whose cutout fields in some survey
+overlap by more than ``max_field_overlap`` of their area, is found and (by ``action``) resolved:
+
+- ``drop_test``: the test member of each pair is left out (the default);
+- ``move_to_train`` / ``move_to_test``: each group of linked sources goes wholly into one split
+  (a group, not a pair: moving one member must not make a new cross-split pair);
+- ``keep``: only reported.
+
+Sources in other splits (e.g. ``uncertain``) are neither checked nor moved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from rgmorph.catalogue import CatalogueError
+
+ACTIONS = ("drop_test", "move_to_train", "move_to_test", "keep")
+# SkyView's default pixel scales (arcsec) of the surveys this project uses, by SkyView name
+KNOWN_PIXEL_SCALE_ARCSEC = {"VLA FIRST (1.4 GHz)": 1.8, "NVSS": 15.0}
+REPORT_COLUMNS = ["train_name", "test_name", "separation_arcsec", "same_source"]
+
+
+@dataclass(frozen=True)
+class NeighbourSettings:
+    same_source_arcsec: float = 30.0
+    max_field_overlap: float | None = 0.5  # None: no field-overlap check
+    action: str = "drop_test"
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise CatalogueError(f"config key catalogue.neighbours.action: {self.action!r} is not one of {list(ACTIONS)}")
+
+    @classmethod
+    def from_config(cls, config: dict | None) -> NeighbourSettings:
+        config = config or {}
+        return cls(config.get("same_source_arcsec", 30.0), config.get("max_field_overlap", 0.5),
+                   config.get("action", "drop_test"))
+
+
+def survey_fields(surveys: dict, neighbours_config: dict | None = None) -> dict[str, float]:
+    """Cutout side in arcsec per survey key (pixels x pixel scale); {} when the overlap check is off."""
+    if NeighbourSettings.from_config(neighbours_config).max_field_overlap is None:
+        return {}
+    fields = {}
+    for key, survey in surveys.items():
+        scale = survey.get("pixel_scale_arcsec") or KNOWN_PIXEL_SCALE_ARCSEC.get(survey.get("skyview_name"))
+        if not scale:
+            raise CatalogueError(
+                f"config key surveys.{key}.pixel_scale_arcsec: not set, and the pixel scale of "
+                f"{survey.get('skyview_name')!r} is not known here; the field-overlap check "
+                "(catalogue.neighbours.max_field_overlap) needs it. Set it, or set max_field_overlap: null."
+            )
+        fields[key] = float(survey.get("pixels", 150)) * float(scale)
+    return fields
+
+
+def field_overlap(first: SkyCoord, second: SkyCoord, field_arcsec: float) -> np.ndarray:
+    """Shared fraction of the area of two north-up square fields of side ``field_arcsec`` centred on the positions."""
+    east, north = first.spherical_offsets_to(second)
+    side = field_arcsec
+    return (np.clip(1 - np.abs(east.to_value(u.arcsec)) / side, 0, None)
+            * np.clip(1 - np.abs(north.to_value(u.arcsec)) / side, 0, None))
+
+
+def _search_radius(settings: NeighbourSettings, fields: dict[str, float]) -> float:
+    """No pair beyond this is linked: (1 - x)(1 - y) > f, with offsets x, y in units of the side, needs
+    both x, y < 1 - f, so a separation below sqrt(2) (1 - f) sides; 1% spare for the sphere."""
+    radius = settings.same_source_arcsec
+    if settings.max_field_overlap is not None:
+        for side in fields.values():
+            radius = max(radius, 1.01 * np.sqrt(2) * side * (1 - settings.max_field_overlap))
+    return radius
+
+
+def linked_pairs(sources: pd.DataFrame, settings: NeighbourSettings, fields: dict[str, float]) -> pd.DataFrame:
+    """Every pair (a < b, positional indices of ``sources``) that is one source or shares a field; any splits."""
+    columns = ["a", "b", "separation_arcsec", "same_source", *[f"overlap_{key}" for key in fields]]
+    if len(sources) < 2:
+        return pd.DataFrame(columns=columns)
+    coords = SkyCoord(sources["ra_deg"].to_numpy() * u.deg, sources["dec_deg"].to_numpy() * u.deg)
+    first, second, separation, _ = coords.search_around_sky(coords, _search_radius(settings, fields) * u.arcsec)
+    keep = first < second
+    pairs = pd.DataFrame({"a": first[keep], "b": second[keep], "separation_arcsec": separation.arcsec[keep]})
+    pairs["same_source"] = pairs["separation_arcsec"] < settings.same_source_arcsec
+    linked = pairs["same_source"].to_numpy().copy()
+    for key, side in fields.items():
+        pairs[f"overlap_{key}"] = field_overlap(coords[pairs["a"].to_numpy()], coords[pairs["b"].to_numpy()], side)
+        if settings.max_field_overlap is not None:
+            linked |= pairs[f"overlap_{key}"].to_numpy() > settings.max_field_overlap
+    return pairs[linked].sort_values(["a", "b"]).reset_index(drop=True)[columns]
+
+
+def resolve_neighbours(sources: pd.DataFrame, settings: NeighbourSettings,
+                       fields: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(sources after the action, one report row per train/test pair with what was done)."""
+    sources = sources.reset_index(drop=True)
+    checked = sources[sources["split"].isin(["train", "test"])].reset_index()
+    pairs = linked_pairs(checked, settings, fields)
+    split = checked["split"].to_numpy()
+    cross = pairs[split[pairs["a"]] != split[pairs["b"]]].copy()
+    names, rows = checked["name"].to_numpy(), checked["index"].to_numpy()
+    train_first = split[cross["a"]] == "train"
+    train, test = np.where(train_first, cross["a"], cross["b"]), np.where(train_first, cross["b"], cross["a"])
+    report = cross.drop(columns=["a", "b"]).assign(train_name=names[train], test_name=names[test])
+    report = report[[*REPORT_COLUMNS, *[c for c in report.columns if c.startswith("overlap_")]]].reset_index(drop=True)
+    if settings.action == "keep":
+        return sources, report.assign(action="kept")
+    if settings.action == "drop_test":
+        dropped = sources.drop(index=rows[np.unique(test)])
+        return dropped.reset_index(drop=True), report.assign(action=[f"dropped {name} (test)" for name in names[test]])
+    target = settings.action.removeprefix("move_to_")
+    moved = rows[_mixed_groups(len(checked), pairs, split)]
+    changed = moved[sources.loc[moved, "split"].to_numpy() != target]
+    sources.loc[changed, "split"] = target
+    mover = test if target == "train" else train
+    return sources, report.assign(action=[f"moved {name} to {target}" for name in names[mover]])
+
+
+def _mixed_groups(count: int, pairs: pd.DataFrame, split: np.ndarray) -> np.ndarray:
+    """Positions of the sources whose group of linked sources holds both train and test members."""
+    graph = coo_matrix((np.ones(len(pairs)), (pairs["a"].to_numpy(int), pairs["b"].to_numpy(int))), shape=(count, count))
+    _, group = connected_components(graph, directed=False)
+    frame = pd.DataFrame({"group": group, "split": split})
+    mixed = frame.groupby("group")["split"].nunique() > 1
+    return np.flatnonzero(frame["group"].map(mixed).to_numpy())
