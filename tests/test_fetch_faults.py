@@ -7,6 +7,7 @@ invalid file in the output directory, and say per source what happened (manifest
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -17,8 +18,10 @@ import pytest
 from astropy.config import paths
 from astroquery import cache_conf
 
-from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, RateLimiter, SkyViewSource, Survey, _fetch_one,
-                           check_cutout, cutout_filename, fetch_survey, report_path_for)
+from rgmorph import files
+from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, PermanentFetchError, RateLimiter,
+                           RetryableFetchError, SkyViewSource, Survey, _fetch_one, check_cutout, cutout_filename,
+                           fetch_survey, report_path_for, retry_policy)
 from rgmorph.testing.skyview_service import FaultPlan, FaultRule, StandInSkyView
 from conftest import QUICKSTART_MIRROR
 
@@ -162,6 +165,8 @@ def test_on_failure_stop_lists_the_failures_keeps_good_files_and_the_rerun_fetch
     assert not (tmp_path / "manifest.csv").exists()  # nothing downstream may run on it
     report = json.loads(report_path_for(tmp_path / "manifest.csv").read_text())
     assert report["outcome"] == "stopped" and [e["name"] for e in report["unusable"]] == [victim["name"]]
+    assert report["error"] == str(error.value)
+    assert [(e["name"], e["status"]) for e in report["fetched"]] == [(n, "ok") for n in sources["name"] if n != victim["name"]]
     _assert_only_valid_cutouts(tmp_path / "out", mirror, sources, {sources["name"].iloc[0], sources["name"].iloc[2]})
 
     with _service() as service:  # the service is healthy again
@@ -221,7 +226,11 @@ def test_connection_refused_stops_before_any_cutout(tmp_path, sources):
         f"cannot reach SkyView at {url}: all 3 attempts to read its form page failed (last: connection refused "
         "(ConnectionError)). Check fetch.skyview_url (or $RGMORPH_SKYVIEW_URL) and the network, then rerun: cutouts "
         "fetched earlier are kept.")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "manifest.csv").exists()
+    report = json.loads(report_path_for(tmp_path / "manifest.csv").read_text())  # the service-down run is on record
+    assert (report["outcome"], report["error"], report["sources"]) == (
+        "stopped: checks before fetching failed", str(error.value), 3)
+    assert (report["requests"], report["counts"], report["fetched"]) == (3, {}, [])
 
 
 def test_connection_refused_mid_run_is_retried_then_fails(tmp_path, sources):
@@ -298,3 +307,60 @@ def test_settings_are_checked_before_anything_runs():
         FetchSettings(on_failure="skip")
     with pytest.raises(FetchError, match=r"fetch.max_requests_per_s must be a positive number or null, not 0"):
         FetchSettings(max_requests_per_s=0)
+    with pytest.raises(FetchError, match=r"fetch.max_cutout_bytes must be an integer >= 1, not 0"):
+        FetchSettings(max_cutout_bytes=0)
+
+
+# --------------------------------------------------------------------------- one retry policy, size cap, full disk
+
+
+def test_the_retry_policy_doubles_the_wait_up_to_the_cap_and_never_retries_a_permanent_error():
+    policy = retry_policy(FetchSettings(retries=4, backoff_s=2.0, max_backoff_s=5.0), "test")
+    slept, calls = [], []
+    policy.sleep = slept.append
+
+    def failing(error):
+        calls.append(error)
+        raise error
+
+    with pytest.raises(RetryableFetchError):
+        policy(failing, RetryableFetchError("flaky"))
+    assert (slept, len(calls)) == ([2.0, 4.0, 5.0, 5.0], 5)
+    with pytest.raises(PermanentFetchError):
+        policy(failing, PermanentFetchError("gone"))
+    assert (slept, len(calls)) == ([2.0, 4.0, 5.0, 5.0], 6)
+
+
+def test_a_download_larger_than_the_cap_is_given_up_at_once(tmp_path, sources):
+    with _service() as service, pytest.raises(FetchError, match=r"larger than fetch.max_cutout_bytes \(20000 bytes\)"):
+        root = service.root
+        fetch_survey(sources.head(1), FIRST, tmp_path / "out", tmp_path / "manifest.csv",
+                     _settings(service.url, max_cutout_bytes=20_000))
+    [entry] = json.loads(report_path_for(tmp_path / "manifest.csv").read_text())["unusable"]
+    assert (entry["status"], entry["attempts"]) == ("failed", 1)  # a retry would only download it again
+    assert entry["detail"].startswith(f"the FITS file at {root}/tempspace/fits/skv")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_full_disk_stops_the_fetch_naming_the_file_and_the_bytes_and_the_report_is_written(
+        tmp_path, sources, mirror, monkeypatch):
+    write = files.write_bytes_atomic
+
+    def disk_full_for_cutouts(target, data):
+        if str(target).endswith(".fits"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(target, data)
+
+    monkeypatch.setattr(files, "write_bytes_atomic", disk_full_for_cutouts)
+    row = sources.iloc[0]
+    target = tmp_path / "out" / cutout_filename(row.ra_deg, row.dec_deg)
+    size = len(mirror.get(FIRST, row.ra_deg, row.dec_deg))
+    with pytest.raises(FetchError) as error:
+        fetch_survey(sources, FIRST, tmp_path / "out", tmp_path / "manifest.csv",
+                     FetchSettings(mirror_dir=str(QUICKSTART_MIRROR), max_concurrent=1, on_failure="exclude"))
+    assert str(error.value) == (f"cannot write {target}: No space left on device; {size} bytes were needed. Free space "
+                                "or fix the permissions, then rerun: the valid cutouts fetched so far are kept.")
+    report = json.loads(report_path_for(tmp_path / "manifest.csv").read_text())
+    assert (report["outcome"], report["error"]) == ("stopped: cannot write", str(error.value))
+    assert [entry["detail"] for entry in report["unusable"]][1:] == ["not attempted"] * 2  # stopped at once
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "manifest.csv").exists()

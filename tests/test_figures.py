@@ -1,4 +1,4 @@
-"""Every figure is written as a non-trivial PNG and PDF, and carries its provenance inside."""
+"""Every figure is written as a non-trivial PNG and PDF (its provenance is in sidecars: test_provenance.py)."""
 
 import matplotlib
 import numpy as np
@@ -9,11 +9,10 @@ from PIL import Image
 
 import tiny_results
 from conftest import QUICKSTART_MIRROR
-from rgmorph import figures, provenance
+from rgmorph import figures
 from rgmorph.figures.confident_errors import confident_errors
 from rgmorph.figures.runs import Variant, variant_from_path
 from rgmorph.figures.saliency import choose_examples, occlusion_map
-from rgmorph.figures.style import embedding
 
 # 100 dpi keeps these tests fast; the workflow writes 300 dpi
 matplotlib.rcParams["savefig.dpi"] = 100
@@ -136,13 +135,3 @@ def test_variant_from_path_reads_both_layouts():
     assert variant_from_path("r/models/FIRST/tang2019/seed2/history.csv") == (Variant("tang2019", "FIRST"), 2)
     assert variant_from_path("r/evaluation/FIRST/tang2019/transfer-from-NVSS/seed0/metrics.json") == (
         Variant("tang2019", "FIRST", "NVSS"), 0)
-
-
-def test_saved_figures_embed_their_provenance(tree, tmp_path):
-    record = provenance.pre_output_record("figure", {"metrics": tree["metrics"]}, {"x": 1}, {"a": 1}, "figure_roc")
-    with embedding(provenance.embedded_metadata(record)):
-        figures.plot_roc_curves(tree["metrics"], tmp_path / "roc")
-    for suffix in (".png", ".pdf"):
-        embedded = provenance.read_embedded(tmp_path / f"roc{suffix}")
-        assert embedded["rule"] == "figure_roc" and embedded["git_commit"]
-        assert [entry["sha256"] for entry in embedded["inputs"]] == [entry["sha256"] for entry in record["inputs"]]

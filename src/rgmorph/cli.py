@@ -20,73 +20,48 @@ from rgmorph import __version__, provenance
 _MARK = {"ok": "ok", "unrecorded": "", "changed": "CHANGED since recorded", "missing": "MISSING"}
 
 
-def _summary_line(info: Mapping) -> str:
-    parts = []
-    if info.get("rule"):
-        parts.append(f"rule {info['rule']}")
-    git = info.get("git") or {}
-    commit = git.get("commit") or info.get("git_commit")
-    if commit:
-        parts.append(f"git {commit[:12]}{' (uncommitted changes)' if git.get('dirty') else ''}")
-    version = info.get("rgmorph_version") or (info.get("environment") or {}).get("rgmorph")
-    if version:
-        parts.append(f"rgmorph {version}")
-    if info.get("created_utc"):
-        parts.append(f"made {info['created_utc']}")
-    if info.get("config_sha256"):
-        parts.append(f"config sha256 {info['config_sha256'][:12]}")
-    environment = info.get("environment") or {}
-    if environment.get("device"):
-        parts.append(f"device {environment['device']}")
-    return "; ".join(parts)
+def _listing(title: str, items: list, limit: int | None, line, pad: str, out, where: str = "") -> None:
+    """``title: N`` and one ``line(item)`` per item, at most ``limit`` of them."""
+    print(f"{pad}    {title}: {len(items)}{where}", file=out)
+    for item in items[:limit]:
+        print(f"{pad}      {line(item)}", file=out)
+    if limit is not None and len(items) > limit:
+        print(f"{pad}      ... {len(items) - limit} more (--limit to show more)", file=out)
 
 
-def _listed(items: list, limit: int | None) -> tuple[list, int]:
-    if limit is None or len(items) <= limit:
-        return items, 0
-    return items[:limit], len(items) - limit
+def _cutout_line(cutout: Mapping) -> str:
+    state = f"  {cutout['status']}" if cutout.get("status") else ""
+    return f"{cutout['name']:<24} {cutout.get('file') or '-':<32} sha256 {cutout['sha256']}{state}"
+
+
+def _row_line(row: Mapping) -> str:
+    return f"{row['name']:<24} " + ", ".join(f"{key} {value}" for key, value in row.items() if key != "name")
 
 
 def render(node: Mapping, limit: int | None = None, depth: int = 0, out=sys.stdout) -> None:
+    """Print the chain below ``node`` as an indented tree."""
     pad = "  " * depth
     role = f"[{node['role']}] " if node.get("role") else ""
-    status = _MARK.get(node.get("status"), node.get("status") or "")
     print(f"{pad}{node.get('kind', 'file')} {role}{node['path']}", file=out)
+    status = _MARK.get(node.get("status"), node.get("status") or "")
     if node.get("sha256"):
-        checked = f" ({status})" if status else ""
-        print(f"{pad}    sha256 {node['sha256']}{checked}", file=out)
+        print(f"{pad}    sha256 {node['sha256']}{f' ({status})' if status else ''}", file=out)
     elif node.get("status") == "missing":
         print(f"{pad}    MISSING (recorded sha256 {node.get('recorded_sha256')})", file=out)
     if node.get("repeat"):
         print(f"{pad}    (its inputs are listed above)", file=out)
         return
-    info = node.get("info") or {}
-    line = _summary_line(info)
-    if line:
-        print(f"{pad}    {line}  [from {node.get('source')}]", file=out)
-    if info.get("params"):
-        print(f"{pad}    params {json.dumps(info['params'], sort_keys=True, default=str)[:400]}", file=out)
+    # 'rule figure_roc_curves' from a sidecar, or what a file says of its run ('model tang2019; seed 0')
+    summary = "; ".join(f"{key} {value}" for key, value in (node.get("info") or {}).items() if value not in (None, ""))
+    if summary:
+        print(f"{pad}    {summary}  [from {node.get('source')}]", file=out)
     if node.get("sidecar_warning"):
         print(f"{pad}    WARNING: {node['sidecar_warning']}", file=out)
     if node.get("cutouts") is not None:
-        shown, hidden = _listed(node["cutouts"], limit)
         where = f" in {node['cutout_dir']}" if node.get("cutout_dir") else ""
-        digest = f"; digest of the sorted hashes {node['cutouts_digest']}" if node.get("cutouts_digest") else ""
-        print(f"{pad}    raw cutouts: {len(node['cutouts'])}{where}{digest}", file=out)
-        for cutout in shown:
-            state = f"  {cutout['status']}" if cutout.get("status") else ""
-            print(f"{pad}      {cutout['name']:<24} {cutout.get('file') or '-':<32} sha256 {cutout['sha256']}{state}",
-                  file=out)
-        if hidden:
-            print(f"{pad}      ... {hidden} more (--limit to show more)", file=out)
+        _listing("raw cutouts", node["cutouts"], limit, _cutout_line, pad, out, where)
     if node.get("catalogue_rows") is not None:
-        shown, hidden = _listed(node["catalogue_rows"], limit)
-        print(f"{pad}    catalogue rows: {len(node['catalogue_rows'])}", file=out)
-        for row in shown:
-            rest = ", ".join(f"{key} {value}" for key, value in row.items() if key != "name")
-            print(f"{pad}      {row['name']:<24} {rest}", file=out)
-        if hidden:
-            print(f"{pad}      ... {hidden} more", file=out)
+        _listing("catalogue rows", node["catalogue_rows"], limit, _row_line, pad, out)
     for child in node.get("children", []):
         render(child, limit, depth + 1, out)
 

@@ -1,36 +1,34 @@
 """Stage 2: fetch FITS cutouts from NASA SkyView (through astroquery) or from a local mirror.
 
-Every file is kept byte for byte as SkyView served it (FIRST headers hold tab characters that
-astropy refuses to write back, so the raw bytes are never re-serialised), written atomically,
-checked to open as a 2-D image of the requested size holding some signal, and recorded with its
-sha256 in a manifest. Only such valid files ever sit in the output directory, so a rerun after a
-crash (even ``kill -9``) reuses every one of them and fetches only the rest.
+Every file is kept byte for byte as served (FIRST headers hold tabs that astropy will not write
+back), capped at ``fetch.max_cutout_bytes``, checked to be a 2-D image of the requested size
+holding some signal, written atomically and recorded with its sha256 in the manifest. Only valid
+files sit in the output directory, so a rerun after any crash reuses them and fetches the rest.
 
-Per source the manifest says what happened (``status``):
-
-- ``ok``: fetched on the first attempt; ``retried``: fetched after failed attempts (``detail``
-  lists them); ``present``: a valid file from an earlier run, reused;
-- ``blank``: every attempt gave an all-NaN or all-zero image (outside the survey's footprint);
-  no file is kept;
-- ``failed``: given up, ``detail`` says why.
-
-``fetch.on_failure`` decides what a blank or failed source does: ``stop`` (default) ends the
-run listing them, ``exclude`` goes on without them. Either way ``<manifest>.report.json`` beside
-the manifest holds the counts, every failure, retries, requests, wall time and library versions.
+Manifest ``status`` per source: ``ok`` (first attempt), ``retried`` (``detail`` lists the failed
+attempts), ``present`` (reused), ``blank`` (all-NaN/zero in every attempt: outside the footprint;
+no file kept) or ``failed`` (``detail`` says why). Retries follow one tenacity policy
+(``retry_policy``). ``fetch.on_failure``: ``stop`` ends the run listing blank/failed sources,
+``exclude`` goes on without them. Whatever happens (failed checks before fetching, a service
+that is down, a full disk) ``manifest.report.json`` holds the outcome, the error, counts,
+failures, retries, requests, wall time, versions and the cutouts fetched so far.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import gzip
 import importlib.metadata
 import io
+import json
 import logging
 import platform
 import threading
 import time
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,11 +36,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tenacity
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
-from rgmorph.files import remove_stale_parts, sha256_bytes, write_bytes_atomic, write_csv_atomic, write_json_atomic
+from rgmorph import files
+from rgmorph.files import remove_stale_parts, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ USABLE_STATUSES = ("ok", "retried", "present")
 ON_FAILURE_CHOICES = ("stop", "exclude")
 BLANK_DETAIL = "outside the survey footprint (all NaN/zero)"
 NOT_ATTEMPTED = "not attempted"
+MAX_CUTOUT_BYTES = 50_000_000  # a 150x150 float32 cutout is ~0.1 MB; SkyView's largest are a few MB
 
 
 class FetchError(RuntimeError):
@@ -68,7 +69,7 @@ class RetryableFetchError(Exception):
 
 
 class PermanentFetchError(Exception):
-    """A failure that a retry cannot fix (unknown survey, no image at this position)."""
+    """A failure that a retry cannot fix (unknown survey, no image at this position, too large)."""
 
 
 class BlankCutoutError(RetryableFetchError):
@@ -80,6 +81,10 @@ class Survey:
     key: str  # short name used in paths, e.g. FIRST
     skyview_name: str  # SkyView's survey name, e.g. 'VLA FIRST (1.4 GHz)'
     pixels: int = 150
+
+
+def _is_number(value, strict: bool = False) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and (value > 0 if strict else value >= 0)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,7 @@ class FetchSettings:
     # Stop (whatever on_failure says) once this many sources in a row failed for good: the service
     # is down, and going on would only burn the retries of every remaining source. 0: never.
     max_consecutive_failures: int = 10
+    max_cutout_bytes: int = MAX_CUTOUT_BYTES  # cap on one download or one gunzipped mirror file
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,24 +110,30 @@ class FetchSettings:
             problems.append(f"fetch.source must be 'mirror' or 'skyview', not {self.source!r}")
         if self.on_failure not in ON_FAILURE_CHOICES:
             problems.append(f"fetch.on_failure must be one of {list(ON_FAILURE_CHOICES)}, not {self.on_failure!r}")
-        for key in ("retries", "max_consecutive_failures"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
-                problems.append(f"fetch.{key} must be an integer >= 0, not {getattr(self, key)!r}")
-        if not isinstance(self.max_concurrent, int) or self.max_concurrent < 1:
-            problems.append(f"fetch.max_concurrent must be an integer >= 1, not {self.max_concurrent!r}")
+        for key, minimum in (("retries", 0), ("max_consecutive_failures", 0), ("max_concurrent", 1),
+                             ("max_cutout_bytes", 1)):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < minimum:
+                problems.append(f"fetch.{key} must be an integer >= {minimum}, not {getattr(self, key)!r}")
         for key in ("timeout_s", "backoff_s", "max_backoff_s"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "timeout_s" and value == 0):
-                problems.append(f"fetch.{key} must be a positive number, not {value!r}")
-        rate = self.max_requests_per_s
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
-            problems.append(f"fetch.max_requests_per_s must be a positive number or null, not {rate!r}")
+            if not _is_number(getattr(self, key), strict=key == "timeout_s"):
+                problems.append(f"fetch.{key} must be a positive number, not {getattr(self, key)!r}")
+        if self.max_requests_per_s is not None and not _is_number(self.max_requests_per_s, strict=True):
+            problems.append(f"fetch.max_requests_per_s must be a positive number or null, not {self.max_requests_per_s!r}")
         if problems:
             raise FetchError("invalid fetch settings: " + "; ".join(problems))
 
-    def backoff(self, failed_attempts: int) -> float:
-        """Seconds to wait after the ``failed_attempts``-th failure: doubling, capped."""
-        return min(self.max_backoff_s, self.backoff_s * 2 ** (failed_attempts - 1))
+
+def retry_policy(settings: FetchSettings, label: str, abort: threading.Event | None = None) -> tenacity.Retrying:
+    """Retry a RetryableFetchError ``settings.retries`` times, waiting ``backoff_s`` doubling up to
+    ``max_backoff_s``; stop early once ``abort`` is set. The last error is re-raised as it is."""
+    stop = tenacity.stop_after_attempt(settings.retries + 1)
+    if abort is not None:
+        stop = stop | tenacity.stop_when_event_set(abort)
+    return tenacity.Retrying(
+        stop=stop, retry=tenacity.retry_if_exception_type(RetryableFetchError), reraise=True,
+        wait=tenacity.wait_exponential(multiplier=settings.backoff_s, max=settings.max_backoff_s),
+        before_sleep=lambda state: log.info("%s: attempt %d failed (%s); retrying in %.2f s", label,
+                                            state.attempt_number, state.outcome.exception(), state.next_action.sleep))
 
 
 def cutout_filename(ra_deg: float, dec_deg: float) -> str:
@@ -170,6 +182,21 @@ def check_cutout(data: bytes, pixels: int) -> np.ndarray:
     return image
 
 
+def too_large(what: str, max_bytes: int) -> PermanentFetchError:
+    return PermanentFetchError(f"{what} is larger than fetch.max_cutout_bytes ({max_bytes} bytes)")
+
+
+def write_or_explain(target: Path, data: bytes) -> None:
+    """Write ``data`` atomically; a failed write (full disk, no permission) becomes a FetchError naming the
+    file and, for a full disk, how many bytes it needed."""
+    try:
+        files.write_bytes_atomic(target, data)
+    except OSError as exc:
+        needed = f"; {len(data)} bytes were needed" if exc.errno == errno.ENOSPC else ""
+        raise FetchError(f"cannot write {target}: {exc.strerror or exc}{needed}. Free space or fix the "
+                         "permissions, then rerun: the valid cutouts fetched so far are kept.") from None
+
+
 class RateLimiter:
     """At most ``rate`` requests per second across all threads (None: no limit)."""
 
@@ -191,9 +218,10 @@ class RateLimiter:
 class MirrorSource:
     """Cutouts from a directory laid out like SkyView's mirror: index.csv + <survey>/<ra><dec>.fits.gz."""
 
-    def __init__(self, mirror_dir: str | Path):
+    def __init__(self, mirror_dir: str | Path, max_bytes: int = MAX_CUTOUT_BYTES):
         self.root = Path(mirror_dir)
         self.index = read_mirror_index(self.root)
+        self.max_bytes = max_bytes
         self.requests = 0  # no HTTP here; kept for the report
         self._coords = {}
 
@@ -231,19 +259,10 @@ class MirrorSource:
                 entry = self._locate(survey, row.ra_deg, row.dec_deg)
             except PermanentFetchError:
                 continue  # a position the mirror lacks is that source's own failure (fetch.on_failure)
-            where = f"index.csv line {entry.name + 2} ({entry['file']})"
-            path = self.root / entry["file"]
-            if not path.is_file():
-                problems.append(f"{where}: file {path} is missing")
-                continue
             try:
-                data = _read_mirror_file(path)
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                problems.append(f"{where}: cannot read {path} ({exc})")
-                continue
-            if sha256_bytes(data) != entry["sha256"]:
-                problems.append(f"{where}: sha256 of the (uncompressed) file is {sha256_bytes(data)[:12]}..., "
-                                f"the index says {entry['sha256'][:12]}...")
+                self._read(entry)
+            except PermanentFetchError as exc:
+                problems.append(f"index.csv line {entry.name + 2} ({entry['file']}): {exc}")
         if problems:
             listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
             raise FetchError(
@@ -251,23 +270,28 @@ class MirrorSource:
                 f"cannot be used:\n  {listing}\nRe-copy these files from the original mirror (or fix index.csv), then rerun."
             )
 
+    def _read(self, entry: pd.Series) -> bytes:
+        """The (gunzipped) file of an index row, checked against its size cap and sha256."""
+        path = self.root / entry["file"]
+        if not path.is_file():
+            raise PermanentFetchError(f"file {path} is missing")
+        try:
+            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+                data = handle.read(self.max_bytes + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise PermanentFetchError(f"cannot read {path} ({exc})") from None
+        if len(data) > self.max_bytes:
+            raise too_large(f"{path} (uncompressed)", self.max_bytes)
+        if sha256_bytes(data) != entry["sha256"]:
+            raise PermanentFetchError(f"sha256 of the (uncompressed) file is {sha256_bytes(data)[:12]}..., "
+                                      f"the index says {entry['sha256'][:12]}...")
+        return data
+
     def expected_sha256(self, survey: Survey, ra_deg: float, dec_deg: float) -> str:
         return self._locate(survey, ra_deg, dec_deg)["sha256"]
 
     def get(self, survey: Survey, ra_deg: float, dec_deg: float) -> bytes:
-        row = self._locate(survey, ra_deg, dec_deg)
-        path = self.root / row["file"]
-        if not path.is_file():
-            raise PermanentFetchError(f"mirror index line {row.name + 2} points to a missing file {path}")
-        data = _read_mirror_file(path)
-        if sha256_bytes(data) != row["sha256"]:
-            raise PermanentFetchError(f"mirror file {path} does not match the sha256 in {self.root / 'index.csv'}")
-        return data
-
-
-def _read_mirror_file(path: Path) -> bytes:
-    raw = path.read_bytes()
-    return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        return self._read(self._locate(survey, ra_deg, dec_deg))
 
 
 def read_mirror_index(mirror_dir: str | Path) -> pd.DataFrame:
@@ -295,6 +319,10 @@ def read_mirror_index(mirror_dir: str | Path) -> pd.DataFrame:
             raise FetchError(f"mirror index {index_path} line {bad[0] + 2}: {column} {index[column].iloc[bad[0]]!r} "
                              "is not a number of degrees")
         index[column] = values.astype(float)
+    for line, file in enumerate(index["file"], start=2):
+        if not isinstance(file, str) or Path(file).is_absolute() or ".." in Path(file).parts:
+            raise FetchError(f"mirror index {index_path} line {line}: file {file!r} must be a path inside the mirror "
+                             "(relative, without '..')")
     return index
 
 
@@ -329,10 +357,11 @@ def _page_text(response) -> str:
 class SkyViewSource:
     """Cutouts from SkyView (or a service speaking its protocol) through astroquery's client."""
 
-    def __init__(self, url: str, timeout_s: float, limiter: RateLimiter):
+    def __init__(self, url: str, timeout_s: float, limiter: RateLimiter, max_bytes: int = MAX_CUTOUT_BYTES):
         self.url = url
         self.timeout_s = timeout_s
         self.limiter = limiter
+        self.max_bytes = max_bytes
         self.requests = 0  # HTTP requests sent, for the report
         self._survey_dict = None
         self._count_lock = threading.Lock()
@@ -350,32 +379,29 @@ class SkyViewSource:
                 self._local.client._survey_dict = dict(self._survey_dict)  # read once, in preflight
         return self._local.client
 
+    def _read_survey_list(self) -> dict:
+        import requests
+
+        try:
+            return self._client().survey_dict
+        except RetryableFetchError:
+            raise
+        except requests.RequestException as exc:
+            raise RetryableFetchError(_describe(exc)) from None
+        except Exception as exc:  # an odd page: BeautifulSoup finds no <select> ids etc.
+            raise RetryableFetchError(f"unexpected form page ({type(exc).__name__}: {exc})") from None
+
     def preflight(self, survey: Survey, sources: pd.DataFrame, settings: FetchSettings) -> None:
         """Read the form page (retried like any request): stop now if the service is unreachable or
         does not offer the survey, rather than after every source has burnt its retries."""
-        import requests
-
-        errors = []
-        for attempt in range(1, settings.retries + 2):
-            try:
-                surveys = self._client().survey_dict
-                break
-            except RetryableFetchError as exc:
-                errors.append(str(exc))
-            except requests.RequestException as exc:
-                errors.append(_describe(exc))
-            except Exception as exc:  # an odd page: BeautifulSoup finds no <select> ids etc.
-                errors.append(f"unexpected form page ({type(exc).__name__}: {exc})")
-            if attempt <= settings.retries:
-                log.info("%s: SkyView form page, attempt %d failed (%s); retrying in %.1f s", survey.key, attempt,
-                         errors[-1], settings.backoff(attempt))
-                time.sleep(settings.backoff(attempt))
-        else:
+        try:
+            surveys = retry_policy(settings, f"{survey.key}: SkyView form page")(self._read_survey_list)
+        except RetryableFetchError as exc:
             raise FetchError(
-                f"cannot reach SkyView at {self.url}: all {len(errors)} attempts to read its form page failed "
-                f"(last: {errors[-1]}). Check fetch.skyview_url (or ${SKYVIEW_URL_ENVIRONMENT_VARIABLE}) and the "
+                f"cannot reach SkyView at {self.url}: all {settings.retries + 1} attempts to read its form page failed "
+                f"(last: {exc}). Check fetch.skyview_url (or ${SKYVIEW_URL_ENVIRONMENT_VARIABLE}) and the "
                 "network, then rerun: cutouts fetched earlier are kept."
-            )
+            ) from None
         offered = [name for names in surveys.values() for name in names]
         if survey.skyview_name not in offered:
             close = difflib.get_close_matches(survey.skyview_name, offered, n=3, cutoff=0.4)
@@ -390,10 +416,13 @@ class SkyViewSource:
         return None  # SkyView publishes no checksums
 
     def get(self, survey: Survey, ra_deg: float, dec_deg: float) -> bytes:
-        import requests
-
         client = self._client()
         client.last_results_page = client.last_response = None
+        return self._download(client, self._fits_url(client, survey, ra_deg, dec_deg))
+
+    def _fits_url(self, client, survey: Survey, ra_deg: float, dec_deg: float) -> str:
+        import requests
+
         # A SkyCoord, not a string: astroquery reads 'hh mm ss +dd mm ss' as degrees.
         position = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="fk5")
         try:
@@ -415,12 +444,24 @@ class SkyViewSource:
             if "no data" in text.lower():  # SkyView's own answer for a position it has no image of
                 raise PermanentFetchError(f"SkyView has no {survey.key} image at this position ({text})")
             raise RetryableFetchError(f"query: the results page holds no FITS link ({text or 'empty page'})")
+        return urls[0]
+
+    def _download(self, client, url: str) -> bytes:
+        """The file at ``url``, read in chunks and given up as soon as it passes the size cap."""
+        import requests
+
         try:
-            response = client._request("GET", urls[0])
-            response.raise_for_status()
+            with client._request("GET", url, stream=True) as response:
+                response.raise_for_status()
+                chunks, size = [], 0
+                for chunk in response.iter_content(1 << 16):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise too_large(f"the FITS file at {url}", self.max_bytes)
         except requests.RequestException as exc:
             raise RetryableFetchError(f"download: {_describe(exc)}") from None
-        return response.content
+        return b"".join(chunks)
 
 
 def _make_skyview_client(url: str, timeout_s: float, limiter: RateLimiter, on_request=None):
@@ -466,13 +507,12 @@ def _make_skyview_client(url: str, timeout_s: float, limiter: RateLimiter, on_re
 
 
 def make_source(settings: FetchSettings):
-    if settings.source == "mirror":
-        if not settings.mirror_dir:
-            raise FetchError(f"fetch.source is 'mirror' but no mirror directory is set (fetch.mirror_dir or ${MIRROR_ENVIRONMENT_VARIABLE})")
-        return MirrorSource(settings.mirror_dir)
     if settings.source == "skyview":
-        return SkyViewSource(settings.skyview_url, settings.timeout_s, RateLimiter(settings.max_requests_per_s))
-    raise FetchError(f"fetch.source must be 'mirror' or 'skyview', not {settings.source!r}")
+        limiter = RateLimiter(settings.max_requests_per_s)
+        return SkyViewSource(settings.skyview_url, settings.timeout_s, limiter, settings.max_cutout_bytes)
+    if not settings.mirror_dir:
+        raise FetchError(f"fetch.source is 'mirror' but no mirror directory is set (fetch.mirror_dir or ${MIRROR_ENVIRONMENT_VARIABLE})")
+    return MirrorSource(settings.mirror_dir, settings.max_cutout_bytes)
 
 
 def _existing_file_problem(target: Path, survey: Survey, expected: str | None) -> str | None:
@@ -487,64 +527,74 @@ def _existing_file_problem(target: Path, survey: Survey, expected: str | None) -
     return None
 
 
+def _attempt(source, survey: Survey, row, errors: list[str]) -> bytes:
+    """One try at a valid cutout; a retryable failure is noted in ``errors`` ('attempt N: why')."""
+    try:
+        data = source.get(survey, row.ra_deg, row.dec_deg)
+        check_cutout(data, survey.pixels)
+        return data
+    except RetryableFetchError as exc:
+        errors.append(f"attempt {len(errors) + 1}: {exc}")
+        raise
+
+
+def _given_up(record: dict, notes: list[str], errors: list[str], error: RetryableFetchError,
+              settings: FetchSettings) -> dict:
+    """The record of a source whose last allowed attempt failed (blank in every attempt, or failed)."""
+    attempts = len(errors)
+    blank = isinstance(error, BlankCutoutError) and all(BLANK_DETAIL in e for e in errors)
+    if blank:
+        notes.append(f"{BLANK_DETAIL} in all {attempts} attempt(s)")
+    else:
+        cut_short = " (retries cut short: the fetch is stopping)" if attempts <= settings.retries else ""
+        notes.append(f"gave up after {attempts} attempt(s){cut_short}: " + "; ".join(errors))
+    return {**record, "attempts": attempts, "status": "blank" if blank else "failed", "detail": "; ".join(notes),
+            "gave_up": not blank}
+
+
 def _fetch_one(source, survey: Survey, row, target: Path, settings: FetchSettings,
                abort: threading.Event | None = None) -> dict:
+    """Fetch (or reuse) one source's cutout into ``target``; return its manifest record. A record
+    with ``fatal`` set means the fetch cannot go on (the file cannot be written)."""
     record = {"name": row.name, "survey": survey.key, "ra_deg": row.ra_deg, "dec_deg": row.dec_deg,
-              "file": target.name, "sha256": "", "status": "", "attempts": 0, "detail": "", "gave_up": False}
+              "file": target.name, "sha256": "", "status": "failed", "attempts": 0, "detail": "", "gave_up": False}
     if abort is not None and abort.is_set():
-        return {**record, "status": "failed", "detail": NOT_ATTEMPTED}
+        return {**record, "detail": NOT_ATTEMPTED}
     try:
         expected = source.expected_sha256(survey, row.ra_deg, row.dec_deg)
     except PermanentFetchError as exc:
-        return {**record, "status": "failed", "detail": str(exc)}
-    replaced = ""
+        return {**record, "detail": str(exc)}
+    notes = []
     if target.is_file():
         problem = _existing_file_problem(target, survey, expected)
         if problem is None:
             return {**record, "sha256": sha256_bytes(target.read_bytes()), "status": "present"}
         # Out of the output location now: if every attempt below fails, no invalid file stays behind.
         target.unlink(missing_ok=True)
-        replaced = f"replaced an invalid earlier file ({problem})"
+        notes.append(f"replaced an invalid earlier file ({problem})")
         log.warning("%s %s: existing %s is invalid (%s); fetching again", survey.key, row.name, target.name, problem)
-    notes = [replaced] if replaced else []
     errors = []
-    for attempt in range(1, settings.retries + 2):
-        record["attempts"] = attempt
-        try:
-            data = source.get(survey, row.ra_deg, row.dec_deg)
-            check_cutout(data, survey.pixels)
-        except PermanentFetchError as exc:
-            return {**record, "status": "failed", "detail": "; ".join([*notes, *errors, str(exc)])}
-        except RetryableFetchError as exc:
-            errors.append(f"attempt {attempt}: {exc}")
-            if attempt <= settings.retries and not (abort is not None and abort.is_set()):
-                delay = settings.backoff(attempt)
-                log.info("%s %s: attempt %d failed (%s); retrying in %.2f s", survey.key, row.name, attempt, exc, delay)
-                time.sleep(delay)
-                continue
-            blank = isinstance(exc, BlankCutoutError)
-            if blank and all(BLANK_DETAIL in error for error in errors):
-                notes.append(f"{BLANK_DETAIL} in all {attempt} attempt(s)")
-            else:
-                cut_short = " (retries cut short: the fetch is stopping)" if attempt <= settings.retries else ""
-                notes.append(f"gave up after {attempt} attempt(s){cut_short}: " + "; ".join(errors))
-            return {**record, "status": "blank" if blank else "failed", "detail": "; ".join(notes), "gave_up": not blank}
-        write_bytes_atomic(target, data)
-        if errors:
-            notes.append(f"after {len(errors)} failure(s): " + "; ".join(errors))
-        return {**record, "sha256": sha256_bytes(data), "status": "retried" if errors else "ok", "detail": "; ".join(notes)}
-    raise AssertionError("unreachable: the last attempt always returns")
+    try:
+        data = retry_policy(settings, f"{survey.key} {row.name}", abort)(_attempt, source, survey, row, errors)
+    except PermanentFetchError as exc:
+        return {**record, "attempts": len(errors) + 1, "detail": "; ".join([*notes, *errors, str(exc)])}
+    except RetryableFetchError as exc:
+        return _given_up(record, notes, errors, exc, settings)
+    record["attempts"] = len(errors) + 1
+    try:
+        write_or_explain(target, data)
+    except FetchError as exc:
+        return {**record, "detail": str(exc), "fatal": True}
+    if errors:
+        notes.append(f"after {len(errors)} failure(s): " + "; ".join(errors))
+    return {**record, "sha256": sha256_bytes(data), "status": "retried" if errors else "ok", "detail": "; ".join(notes)}
 
 
 def library_versions() -> dict:
     """Versions of what shaped the fetched bytes, for the report."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("rgmorph", "astroquery", "astropy", "requests", "numpy", "pandas"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
+    packages = ("rgmorph", "astroquery", "astropy", "requests", "numpy", "pandas", "tenacity")
+    versions = {package: importlib.metadata.version(package) for package in packages}
+    return {"python": platform.python_version(), "platform": platform.platform(), **versions}
 
 
 def report_path_for(manifest_path: str | Path) -> Path:
@@ -553,10 +603,11 @@ def report_path_for(manifest_path: str | Path) -> Path:
 
 
 class _Breaker:
-    """Trips once ``limit`` sources in a row have failed for good (0: never)."""
+    """Trips once ``limit`` sources in a row have failed for good (0: never), or at once on a fatal record."""
 
     def __init__(self, limit: int, label: str):
         self.limit, self.label, self.in_a_row = limit, label, 0
+        self.fatal: str | None = None  # the first fatal record's detail
         self.tripped = threading.Event()
         self._lock = threading.Lock()
 
@@ -564,107 +615,138 @@ class _Breaker:
         if record["detail"] == NOT_ATTEMPTED:
             return
         with self._lock:
+            if record.get("fatal"):
+                self.fatal = self.fatal or record["detail"]
+                self.tripped.set()
+                return
             self.in_a_row = self.in_a_row + 1 if record["gave_up"] else 0
             if self.limit and self.in_a_row >= self.limit and not self.tripped.is_set():
                 log.error("%s: %d sources in a row failed for good; not starting the rest", self.label, self.in_a_row)
                 self.tripped.set()
 
 
+def _fetch_all(source, sources: pd.DataFrame, survey: Survey, out_dir: Path, settings: FetchSettings,
+               breaker: _Breaker, progress_every: int) -> list[dict]:
+    """Every source's record, fetched ``settings.max_concurrent`` at a time."""
+    started, records = time.monotonic(), []
+
+    def fetch_and_count(row) -> dict:
+        target = out_dir / cutout_filename(row.ra_deg, row.dec_deg)
+        record = _fetch_one(source, survey, row, target, settings, breaker.tripped)
+        breaker.count(record)  # in the worker, so that its next source already sees a trip
+        return record
+
+    with ThreadPoolExecutor(max_workers=settings.max_concurrent) as pool:
+        futures = [pool.submit(fetch_and_count, row) for row in sources.itertuples(index=False)]
+        for done, future in enumerate(as_completed(futures), start=1):
+            records.append(future.result())
+            if records[-1]["status"] == "retried":
+                log.info("%s %s: fetched %s", survey.key, records[-1]["name"], records[-1]["detail"])
+            if done % progress_every == 0 or done == len(futures):
+                counts = pd.Series([r["status"] for r in records]).value_counts().to_dict()
+                log.info("%s: %d/%d done in %.1f s %s", survey.key, done, len(futures), time.monotonic() - started, counts)
+    return records
+
+
+def _outcome(manifest: pd.DataFrame, breaker: _Breaker, settings: FetchSettings, origin: str,
+             report_path: Path) -> tuple[str, str | None]:
+    """(outcome for the report, the FetchError message when the run must stop, else None)."""
+    unusable = manifest[~manifest["status"].isin(USABLE_STATUSES)]
+    survey = manifest["survey"].iloc[0] if len(manifest) else ""
+    if breaker.fatal:
+        return "stopped: cannot write", breaker.fatal
+    if breaker.tripped.is_set():
+        outcome = "stopped: service failing"
+        why = (f"the fetch stopped after {settings.max_consecutive_failures} sources in a row failed for good "
+               f"(is {origin} down?); rerun later: the {len(manifest) - len(unusable)} valid files are kept and reused")
+    elif len(unusable) and len(unusable) == len(manifest):
+        outcome, why = "stopped", "no source could be fetched, so there is nothing to go on with"
+    elif len(unusable) and settings.on_failure == "stop":
+        outcome = "stopped"
+        why = "fetch.on_failure is 'stop'; set it to 'exclude' to go on without them, or rerun later to retry them"
+    else:
+        return ("complete, unusable sources excluded" if len(unusable) else "complete"), None
+    listing = "\n".join(f"  {r.name}: {r.status}: {r.detail}" for r in unusable.head(20).itertuples(index=False))
+    if len(unusable) > 20:
+        listing += f"\n  ... and {len(unusable) - 20} more (all are listed in {report_path})"
+    return outcome, f"{len(unusable)} of {len(manifest)} {survey} cutouts are unusable ({why}):\n{listing}"
+
+
 def fetch_survey(sources: pd.DataFrame, survey: Survey, out_dir: str | Path, manifest_path: str | Path,
                  settings: FetchSettings, progress_every: int = 50) -> pd.DataFrame:
     """Fetch one survey's cutouts for every source; write the manifest and the report; raise FetchError per settings.
 
-    The report (``<manifest>.report.json``) is written in every case, also when the run stops,
-    so the failures stay visible after the workflow manager removes the manifest of a failed job.
+    The report (``manifest.report.json``) is written whatever happens, also when the run stops
+    before or while fetching, so the failures stay visible after the workflow manager removes
+    the manifest of a failed job. The manifest is written only when the run goes on.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report_path = report_path_for(manifest_path)
-    remove_stale_parts(out_dir)  # temporary files of a run killed mid-write
-    source = make_source(settings)
+    out_dir, report_path = Path(out_dir), report_path_for(manifest_path)
     origin = settings.mirror_dir if settings.source == "mirror" else settings.skyview_url
-    source.preflight(survey, sources, settings)
+    started, source = time.monotonic(), None
+
+    def write_report(manifest: pd.DataFrame, outcome: str, error: str | None) -> None:
+        _write_report(report_path, _report(manifest, survey, settings, outcome, error, sources=len(sources),
+                                           origin=str(origin), requests=getattr(source, "requests", 0),
+                                           wall_s=round(time.monotonic() - started, 3)))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_dir)  # temporary files of a run killed mid-write
+    try:
+        source = make_source(settings)
+        source.preflight(survey, sources, settings)
+    except FetchError as exc:
+        write_report(pd.DataFrame(columns=MANIFEST_COLUMNS), "stopped: checks before fetching failed", str(exc))
+        raise
     log.info("fetching %d %s cutouts (%s) from %s into %s", len(sources), survey.key, survey.skyview_name, origin, out_dir)
-    started = time.monotonic()
-    records, breaker = [], _Breaker(settings.max_consecutive_failures, survey.key)
-
-    def fetch_and_count(row) -> dict:
-        record = _fetch_one(source, survey, row, out_dir / cutout_filename(row.ra_deg, row.dec_deg), settings,
-                            breaker.tripped)
-        breaker.count(record)  # in the worker, so that its next source already sees a trip
-        return record
-
-    with ThreadPoolExecutor(max_workers=max(1, settings.max_concurrent)) as pool:
-        futures = [pool.submit(fetch_and_count, row) for row in sources.itertuples(index=False)]
-        for done, future in enumerate(as_completed(futures), start=1):
-            record = future.result()
-            records.append(record)
-            if record["status"] == "retried":
-                log.info("%s %s: fetched %s", survey.key, record["name"], record["detail"])
-            if done % progress_every == 0 or done == len(futures):
-                counts = pd.Series([r["status"] for r in records]).value_counts().to_dict()
-                log.info("%s: %d/%d done in %.1f s %s", survey.key, done, len(futures), time.monotonic() - started, counts)
-    wall_s = time.monotonic() - started
+    breaker = _Breaker(settings.max_consecutive_failures, survey.key)
+    records = _fetch_all(source, sources, survey, out_dir, settings, breaker, progress_every)
     manifest = pd.DataFrame(records).reindex(columns=MANIFEST_COLUMNS)
     manifest = manifest.set_index("name").loc[sources["name"]].reset_index()  # catalogue order
+    outcome, error = _outcome(manifest, breaker, settings, origin, report_path)
+    if error is None:
+        try:
+            write_or_explain(Path(manifest_path), manifest.to_csv(index=False).encode())
+        except FetchError as exc:
+            outcome, error = "stopped: cannot write", str(exc)
+    write_report(manifest, outcome, error)
+    if error is not None:
+        raise FetchError(error)
     unusable = manifest[~manifest["status"].isin(USABLE_STATUSES)]
-    stopped = breaker.tripped.is_set()
-    if stopped:
-        outcome = "stopped: service failing"
-    elif len(unusable) and (settings.on_failure == "stop" or len(unusable) == len(manifest)):
-        outcome = "stopped"
-    elif len(unusable):
-        outcome = "complete, unusable sources excluded"
-    else:
-        outcome = "complete"
-    report = _report(manifest, survey, settings, origin, source, wall_s, outcome)
-    write_json_atomic(report_path, report)
-    log.info("%s summary: %s; %d attempts (%d retries), %d HTTP requests, %.1f s; report %s", survey.key,
-             report["counts"], report["attempts"], report["retries"], report["requests"], wall_s, report_path)
-    for row in unusable.itertuples(index=False):
-        log.warning("%s %s: %s: %s", survey.key, row.name, row.status, row.detail)
-    if outcome.startswith("stopped"):
-        listing = "\n".join(f"  {r.name}: {r.status}: {r.detail}" for r in unusable.head(20).itertuples(index=False))
-        if len(unusable) > 20:
-            listing += f"\n  ... and {len(unusable) - 20} more (all are listed in {report_path})"
-        if stopped:
-            why = (f"the fetch stopped after {settings.max_consecutive_failures} sources in a row failed for good "
-                   f"(is {origin} down?); rerun later: the {report['usable']} valid files are kept and reused")
-        elif len(unusable) == len(manifest):
-            why = "no source could be fetched, so there is nothing to go on with"
-        else:
-            why = "fetch.on_failure is 'stop'; set it to 'exclude' to go on without them, or rerun later to retry them"
-        raise FetchError(f"{len(unusable)} of {len(manifest)} {survey.key} cutouts are unusable ({why}):\n{listing}")
     if len(unusable):
         log.warning("%s: excluded %d of %d sources (fetch.on_failure is 'exclude'): %s", survey.key, len(unusable),
                     len(manifest), ", ".join(unusable["name"].head(20)))
-    write_csv_atomic(manifest_path, manifest)
     return manifest
 
 
-def _report(manifest: pd.DataFrame, survey: Survey, settings: FetchSettings, origin, source, wall_s: float,
-            outcome: str) -> dict:
+def _report(manifest: pd.DataFrame, survey: Survey, settings: FetchSettings, outcome: str, error: str | None,
+            **facts) -> dict:
+    """The run's report: ``facts`` (sources, origin, requests, wall_s) and what ``manifest`` holds."""
     attempts = int(manifest["attempts"].sum())
-    attempted = int((manifest["attempts"] > 0).sum())
-    unusable = manifest[~manifest["status"].isin(USABLE_STATUSES)]
+    usable = manifest["status"].isin(USABLE_STATUSES)
     return {
-        "survey": survey.key,
-        "skyview_name": survey.skyview_name,
-        "source": settings.source,
-        "from": str(origin),
-        "outcome": outcome,
-        "sources": int(len(manifest)),
-        "usable": int(manifest["status"].isin(USABLE_STATUSES).sum()),
+        "survey": survey.key, "skyview_name": survey.skyview_name, "source": settings.source, **facts,
+        "outcome": outcome, "error": error, "usable": int(usable.sum()),
         "counts": {status: int(n) for status, n in manifest["status"].value_counts().sort_index().items()},
-        "attempts": attempts,
-        "retries": attempts - attempted,
-        "requests": int(source.requests),
-        "wall_s": round(wall_s, 3),
+        "attempts": attempts, "retries": attempts - int((manifest["attempts"] > 0).sum()),
         "unusable": [{"name": r.name, "status": r.status, "attempts": int(r.attempts), "detail": r.detail}
-                     for r in unusable.itertuples(index=False)],
+                     for r in manifest[~usable].itertuples(index=False)],
         "retried": [{"name": r.name, "attempts": int(r.attempts), "detail": r.detail}
                     for r in manifest[manifest["status"] == "retried"].itertuples(index=False)],
-        "settings": dataclasses.asdict(settings),
-        "environment": library_versions(),
+        "fetched": [{"name": r.name, "file": r.file, "sha256": r.sha256, "status": r.status}
+                    for r in manifest[usable].itertuples(index=False)],
+        "settings": dataclasses.asdict(settings), "environment": library_versions(),
         "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _write_report(report_path: Path, report: dict) -> None:
+    """Write the report and log its summary; a report that cannot be written is logged, never raised."""
+    try:
+        write_or_explain(report_path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+    except FetchError as exc:
+        log.error("%s: no fetch report: %s", report["survey"], exc)
+    log.info("%s summary: %s; %s; %d attempts (%d retries), %d HTTP requests, %.1f s; report %s", report["survey"],
+             report["outcome"], report["counts"], report["attempts"], report["retries"], report["requests"],
+             report["wall_s"], report_path)
+    for entry in report["unusable"]:
+        log.warning("%s %s: %s: %s", report["survey"], entry["name"], entry["status"], entry["detail"])

@@ -2,15 +2,13 @@
 
 The Okabe-Ito palette stays distinct for colour-blind readers and in greyscale print; images use
 'inferno' (perceptually uniform) with a square-root stretch, maps of signed values 'PuOr'.
-``save_figure`` writes both formats atomically and, inside ``embedding(summary)``, stores the
-provenance summary in the files themselves (PNG text chunk, PDF Keywords).
+``save_figure`` writes both formats atomically; what each figure was made from is in its
+``.prov.json`` sidecar (rgmorph.provenance).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -18,8 +16,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
-from rgmorph.provenance import EMBEDDED_KEY  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 SURVEY_COLOURS = {"FIRST": OKABE_ITO[0], "NVSS": OKABE_ITO[1]}
@@ -39,34 +35,10 @@ plt.rcParams.update({
     "axes.spines.top": False, "axes.spines.right": False,
 })
 
-_embedded: dict | None = None
-
-
-@contextmanager
-def embedding(summary: dict | None):
-    """Every figure saved inside the block carries ``summary`` (JSON) in its PNG and PDF metadata."""
-    global _embedded
-    previous, _embedded = _embedded, summary
-    try:
-        yield
-    finally:
-        _embedded = previous
-
-
 def _metadata(suffix: str, title: str | None) -> dict:
-    metadata: dict = {}
-    if suffix == ".pdf":
-        metadata["CreationDate"] = None  # the same inputs give the same bytes
+    metadata: dict = {"CreationDate": None} if suffix == ".pdf" else {}  # the same inputs give the same bytes
     if title:
         metadata["Title"] = title
-    if _embedded is not None:
-        text = json.dumps(_embedded, sort_keys=True, separators=(",", ":"), default=str)
-        if suffix == ".png":
-            metadata[EMBEDDED_KEY] = text
-            metadata["Software"] = f"rgmorph {_embedded.get('rgmorph_version', '')}, git {_embedded.get('git_commit', '')}"
-        else:
-            metadata["Keywords"] = f"{EMBEDDED_KEY} {text}"
-            metadata["Subject"] = f"rgmorph {_embedded.get('rgmorph_version', '')}, git {_embedded.get('git_commit', '')}"
     return metadata
 
 

@@ -45,17 +45,6 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-__all__ = [
-    "COMMON_FAULTS",
-    "FAULT_KINDS",
-    "FITS_FAULTS",
-    "STAGES",
-    "Fault",
-    "FaultPlan",
-    "FaultRule",
-    "Request",
-    "StandInSkyView",
-]
 
 FORM_PATH = "/current/cgi/basicform.pl"
 RESULTS_PATH = "/current/cgi/runquery.pl"
@@ -580,66 +569,57 @@ class StandInSkyView:
         kind = fault.kind if fault else None
         if kind == "slow":
             self._stopping.wait(fault.delay_s)  # type: ignore[union-attr]
-        if kind in ("http_500", "http_503", "http_404"):
-            code = int(kind[-3:])
-            commit(code)
-            self._send(h, code, "text/html", _page(f"Error {code}", f"<h1>{code}</h1>"))
-            return code
         if kind == "reset":
             commit(None)
-            # RST with no response: what a dropped/refused connection looks like.
-            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            h.close_connection = True
-            h.connection.close()
+            _drop(h)
             return None
-        if kind == "html_200":
-            commit(200)
-            self._send(h, 200, "text/html", _page(
-                "SkyView error", "<h2>Error</h2><p>Internal error in SkyView; try again later.</p>"))
-            return 200
         if kind == "redirect":
-            q2 = {k: v for k, v in q.items()}
-            q2[_REDIRECT_MARK] = ["1"]
             commit(302)
             h.send_response(302)
-            h.send_header("Location", path + "?" + urlencode(q2, doseq=True))
+            h.send_header("Location", path + "?" + urlencode({**q, _REDIRECT_MARK: ["1"]}, doseq=True))
             h.send_header("Content-Length", "0")
             h.end_headers()
             return 302
-        status, ctype, body = build()
+        if kind in ("http_500", "http_503", "http_404"):
+            status, ctype, body = int(kind[-3:]), "text/html", _page(f"Error {kind[-3:]}", f"<h1>{kind[-3:]}</h1>")
+        elif kind == "html_200":
+            status, ctype, body = 200, "text/html", _page(
+                "SkyView error", "<h2>Error</h2><p>Internal error in SkyView; try again later.</p>")
+        else:
+            status, ctype, body = build()
         if status == 200 and kind in ("wrong_shape", "all_nan", "all_zero"):
             body = _faulty_fits(body, kind)
         elif status == 200 and kind == "truncated":
             body = body[: len(body) // 2]
-        elif status == 200 and kind == "dropped":
-            # Promise the full length, send half, then drop the connection.
-            commit(200)
-            h.send_response(200)
-            h.send_header("Content-Type", ctype)
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body[: len(body) // 2])
-            h.wfile.flush()
-            h.close_connection = True
-            h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            h.connection.close()
-            return 200
         commit(status)
-        self._send(h, status, ctype, body)
+        if status == 200 and kind == "dropped":  # promise the full length, send half, then drop the connection
+            self._send(h, status, ctype, body, sent=len(body) // 2)
+            _drop(h)
+        else:
+            self._send(h, status, ctype, body)
         return status
 
     @staticmethod
-    def _send(h: _Handler, status: int, ctype: str, body: bytes) -> None:
+    def _send(h: _Handler, status: int, ctype: str, body: bytes, sent: int | None = None) -> None:
+        """Answer ``body`` (only its first ``sent`` bytes, if given, under the full Content-Length)."""
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
-        h.wfile.write(body)
+        h.wfile.write(body[:sent])
 
     def _record(self, t: float, stage: str, path: str, status: int | None,
                 fault: str | None, files: tuple[str, ...]) -> None:
         with self._lock:
             self._log.append(Request(t, stage, path, status, fault, files))
+
+
+def _drop(h: _Handler) -> None:
+    """Close the connection with an RST: what a dropped or refused connection looks like."""
+    h.wfile.flush()
+    h.close_connection = True
+    h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    h.connection.close()
 
 
 def _size_mismatch(row: _Row, q: dict[str, list[str]]) -> str | None:
