@@ -22,13 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # the stand-in SkyView is test code
 
 from rgmorph.catalogue import CatalogueSpec, read_catalogue  # noqa: E402
 from rgmorph.fetch import (FetchSettings, MirrorSource, RetryableFetchError, Survey, check_cutout,  # noqa: E402
                            cutout_filename, fetch_survey, report_path_for)
 from rgmorph.files import sha256_bytes  # noqa: E402
-from rgmorph.testing.skyview_service import COMMON_FAULTS, FITS_FAULTS, FaultPlan, StandInSkyView  # noqa: E402
+from skyview_standin import COMMON_FAULTS, FITS_FAULTS, FaultPlan, StandInSkyView  # noqa: E402
 
 SURVEYS = [Survey("FIRST", "VLA FIRST (1.4 GHz)", 150), Survey("NVSS", "NVSS", 150)]
 # Every injected fault is a failure: a redirect is followed at once, so it is left out; 'slow'

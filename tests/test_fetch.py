@@ -10,7 +10,7 @@ from astropy.io import fits
 from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, RetryableFetchError, Survey, check_fits_image, cutout_filename,
                            fetch_survey, is_blank)
 from rgmorph.files import sha256_file
-from rgmorph.testing.skyview_service import StandInSkyView
+from skyview_standin import StandInSkyView
 from conftest import QUICKSTART_MIRROR, balanced_subset
 
 FIRST = Survey("FIRST", "VLA FIRST (1.4 GHz)", 150)

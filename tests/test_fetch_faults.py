@@ -22,7 +22,7 @@ from rgmorph import files
 from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, PermanentFetchError, RateLimiter,
                            RetryableFetchError, SkyViewSource, Survey, _fetch_one, check_cutout, cutout_filename,
                            fetch_survey, report_path_for, retry_policy)
-from rgmorph.testing.skyview_service import FaultPlan, FaultRule, StandInSkyView
+from skyview_standin import FaultPlan, FaultRule, StandInSkyView
 from conftest import QUICKSTART_MIRROR
 
 FIRST = Survey("FIRST", "VLA FIRST (1.4 GHz)", 150)

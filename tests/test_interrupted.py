@@ -19,7 +19,7 @@ from rgmorph.catalogue import CatalogueSpec, read_catalogue
 from rgmorph.fetch import FetchSettings, MirrorSource, Survey, check_cutout, cutout_filename, fetch_survey
 from rgmorph.dataset import load_dataset
 from rgmorph.preprocess import build_dataset
-from rgmorph.testing.skyview_service import FaultPlan, FaultRule, StandInSkyView
+from skyview_standin import FaultPlan, FaultRule, StandInSkyView
 from conftest import CLASS_NAMES, QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, REPO, balanced_subset
 
 FIRST = Survey("FIRST", "VLA FIRST (1.4 GHz)", 150)

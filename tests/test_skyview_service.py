@@ -19,7 +19,7 @@ from astropy.io import fits
 from astroquery import cache_conf
 from astroquery.skyview import SkyViewClass
 
-from rgmorph.testing.skyview_service import (
+from skyview_standin import (
     FITS_FAULTS,
     FaultPlan,
     FaultRule,

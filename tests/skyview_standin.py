@@ -644,7 +644,7 @@ def _size_mismatch(row: _Row, q: dict[str, list[str]]) -> str | None:
     return None
 
 
-if __name__ == "__main__":  # manual load checks: python -m rgmorph.testing.skyview_service MIRROR
+if __name__ == "__main__":  # manual load checks: python tests/skyview_standin.py MIRROR
     with StandInSkyView(sys.argv[1] if len(sys.argv) > 1 else "../shared/skyview-mirror") as svc:
         print(svc.url, flush=True)
         try:

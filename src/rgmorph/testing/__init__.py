@@ -1,1 +1,0 @@
-"""Test helpers for rgmorph (stand-in services)."""
