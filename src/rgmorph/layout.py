@@ -25,6 +25,23 @@ _RUN_PATH = re.compile(r"(?P<survey>[^/]+)/(?P<model>[^/]+)(?:/transfer-from-(?P
 
 
 @dataclass(frozen=True, order=True)
+class Variant:
+    """What a table row or a figure panel shows: a model trained one way, over all its seeds."""
+
+    model: str
+    survey: str  # the survey trained (or fine-tuned) and tested on
+    pretrained_on: str = ""  # transfer: the survey of the network it was fine-tuned from
+
+    @property
+    def kind(self) -> str:
+        return "transfer" if self.pretrained_on else "scratch"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}, {self.survey}" + (f" (transfer from {self.pretrained_on})" if self.pretrained_on else "")
+
+
+@dataclass(frozen=True, order=True)
 class Run:
     survey: str  # the survey the run is trained (or fine-tuned) and tested on
     model: str
@@ -32,8 +49,12 @@ class Run:
     pretrained_on: str = ""  # transfer runs: the survey of the network it was fine-tuned from
 
     @property
+    def variant(self) -> Variant:
+        return Variant(self.model, self.survey, self.pretrained_on)
+
+    @property
     def kind(self) -> str:
-        return "transfer" if self.pretrained_on else "scratch"
+        return self.variant.kind
 
     @property
     def folder(self) -> str:

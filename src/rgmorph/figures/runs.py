@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from rgmorph.layout import Run
-
-
-@dataclass(frozen=True, order=True)
-class Variant:
-    model: str
-    survey: str  # test survey
-    pretrained_on: str = ""  # transfer runs: the survey of the network they were fine-tuned from
-
-    @property
-    def kind(self) -> str:
-        return "transfer" if self.pretrained_on else "scratch"
-
-    @property
-    def label(self) -> str:
-        if self.pretrained_on:
-            return f"{self.model}, {self.survey} (transfer from {self.pretrained_on})"
-        return f"{self.model}, {self.survey}"
-
-    @classmethod
-    def of(cls, run: Run) -> Variant:
-        return cls(run.model, run.survey, run.pretrained_on)
+from rgmorph.layout import Run, Variant
 
 
 def variant_from_path(path: str | Path) -> tuple[Variant, int]:
     run = Run.from_path(path)
-    return Variant.of(run), int(run.seed)
+    return run.variant, int(run.seed)
 
 
 def group_reports(paths) -> dict[Variant, list[tuple[int, dict, Path]]]:
