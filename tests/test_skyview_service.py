@@ -9,7 +9,6 @@ import io
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from astropy.io import fits
 from astroquery import cache_conf
 from astroquery.skyview import SkyViewClass
 
+from conftest import QUICKSTART_MIRROR
 from skyview_standin import (
     FITS_FAULTS,
     FaultPlan,
@@ -26,7 +26,9 @@ from skyview_standin import (
     StandInSkyView,
 )
 
-MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "skyview-mirror"
+# The bundled quick-start sample (FIRST and NVSS cutouts of 100 sources): the suite runs from a
+# clone alone, without ../shared beside it.
+MIRROR = QUICKSTART_MIRROR
 FIRST = "VLA FIRST (1.4 GHz)"
 
 

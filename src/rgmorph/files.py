@@ -7,12 +7,18 @@ import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
+# A temporary file made on another host (a shared file system), or one whose name this module did not
+# make, is stale once it has not been written for this long.
+STALE_PART_AGE_S = 3600.0
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -27,20 +33,78 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def _host_label() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:63] or "host"
+
+
+def _owner_tag() -> str:
+    """``<pid>@<host>``: which process writes a temporary file, so that cleanup can tell a live writer's
+    file (another run writing into the same directory now) from one a killed writer left."""
+    return f"{os.getpid()}@{_host_label()}"
+
+
+# .<target name>.<pid>@<host>.<8 random characters>.part ; mkstemp's random characters have no dots.
+_OWNED_PART = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9_-]+)\.[a-z0-9_]{8}"
+                         + re.escape(PART_SUFFIX) + "$")
+# .<target name>.<8 random characters>.part : written by versions that did not record the writer
+_UNOWNED_PART = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(PART_SUFFIX) + "$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def part_target_name(path: str | Path) -> str | None:
+    """The name of the file a temporary ``.part`` file was going to become (None: not one of ours)."""
+    name = Path(path).name
+    match = _OWNED_PART.match(name) or _UNOWNED_PART.match(name)
+    return match["name"] if match else None
+
+
+def is_stale_part(path: str | Path, max_age_s: float = STALE_PART_AGE_S) -> bool:
+    """Whether no live process will still move this temporary file into place.
+
+    A file made on this host is stale once its writer's process is gone. One named the way earlier
+    versions named them (no writer recorded) is stale: that version is not running any more. Any
+    other (made on another host sharing the file system, or not made here) is stale once it has not
+    been written for ``max_age_s``.
+    """
+    path = Path(path)
+    match = _OWNED_PART.match(path.name)
+    if match and match["host"] == _host_label():
+        return not _pid_alive(int(match["pid"]))
+    if match is None and _UNOWNED_PART.match(path.name):
+        return True  # written by a version that did not record its writer: it ran before this one
+    try:
+        return time.time() - path.stat().st_mtime > max_age_s
+    except FileNotFoundError:
+        return False  # moved into place or removed by its writer meanwhile
+
+
 @contextmanager
 def atomic_path(target: str | Path):
     """Yield a temporary path beside ``target``; move it into place only if the block succeeds.
 
     A crash or error leaves no partial file where a later step would read it. A process killed
-    with SIGKILL cannot clean up, so its hidden ``.<name>.*.part`` file is removed here, the next
-    time the same target is written.
+    with SIGKILL cannot clean up, so its hidden ``.<name>.<pid>@<host>.*.part`` file is removed here,
+    the next time the same target is written; another live process's file is left alone (two
+    writers of one target: the last to finish wins, and both write a complete file).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp adds exactly 8 random characters: '?' * 8 never matches another target's parts.
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.{'?' * 8}{PART_SUFFIX}"):
-        stale.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PART_SUFFIX, dir=target.parent)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*{PART_SUFFIX}"):
+        if part_target_name(stale) == target.name and is_stale_part(stale):
+            stale.unlink(missing_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.{_owner_tag()}.", suffix=PART_SUFFIX,
+                                         dir=target.parent)
     os.close(handle)
     try:
         yield Path(temporary)
@@ -67,16 +131,18 @@ def write_csv_atomic(target: str | Path, frame, **options) -> None:
         frame.to_csv(temporary, index=False, **options)
 
 
-def remove_stale_parts(directory: str | Path) -> int:
+def remove_stale_parts(directory: str | Path, max_age_s: float = STALE_PART_AGE_S) -> int:
     """Delete the temporary files that killed writers left in ``directory``; return how many.
 
-    Only call this where no other process writes at the same time (e.g. at the start of a stage
-    that owns the directory).
+    Safe while other processes write into the same directory (another run into the same
+    ``results_dir``, or another job of this one): a file whose writer is still alive is kept
+    (see ``is_stale_part``).
     """
     removed = 0
     for stale in Path(directory).glob(f".*{PART_SUFFIX}"):
-        stale.unlink(missing_ok=True)
-        removed += 1
+        if is_stale_part(stale, max_age_s):
+            stale.unlink(missing_ok=True)
+            removed += 1
     if removed:
         log.info("removed %d partial file(s) left in %s by an interrupted run", removed, directory)
     return removed
