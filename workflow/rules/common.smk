@@ -1,4 +1,4 @@
-# What every rule file needs: the validated config, the run list and the input functions.
+# What every rules file needs (the validated config, the run list and the input functions).
 # Paths come from rgmorph.layout; settings from rgmorph.settings (the package reads them the same way).
 import os
 
