@@ -135,3 +135,73 @@ def test_variant_from_path_reads_both_layouts():
     assert variant_from_path("r/models/FIRST/tang2019/seed2/history.csv") == (Variant("tang2019", "FIRST"), 2)
     assert variant_from_path("r/evaluation/FIRST/tang2019/transfer-from-NVSS/seed0/metrics.json") == (
         Variant("tang2019", "FIRST", "NVSS"), 0)
+
+
+def _figure_text(figure, title: str) -> str:
+    texts = [title, figure._suptitle.get_text() if figure._suptitle else ""]
+    for axis in figure.axes:
+        texts += [axis.get_title(), axis.get_xlabel(), axis.get_ylabel()]
+        legend = axis.get_legend()
+        texts += [text.get_text() for text in legend.get_texts()] if legend else []
+    return "\n".join(texts)
+
+
+@pytest.fixture
+def three_class_runs(tmp_path, monkeypatch):
+    from test_evaluate import make_three_class_runs
+
+    metrics_paths, predictions_paths, dataset = make_three_class_runs(tmp_path / "results", monkeypatch)
+    monkeypatch.undo()
+    return metrics_paths, predictions_paths, dataset
+
+
+def _capture(monkeypatch, module):
+    """Keep the figure and title each plot hands to save_figure (which still writes the files)."""
+    seen = []
+
+    def keep(figure, stem, title=None, **options):
+        seen.append(_figure_text(figure, title or ""))
+        return original(figure, stem, **({"title": title} if title else {}), **options)
+
+    original = module.save_figure
+    monkeypatch.setattr(module, "save_figure", keep)
+    return seen
+
+
+def test_roc_and_confusion_figures_for_three_classes(three_class_runs, tmp_path, monkeypatch):
+    from rgmorph.figures import roc_curves
+
+    metrics_paths, _, _ = three_class_runs
+    seen = _capture(monkeypatch, roc_curves)
+    figures.plot_roc_curves(metrics_paths, tmp_path / "roc3")
+    assert_nontrivial(tmp_path / "roc3")
+    assert "FRII positive" not in seen[0] and "one-vs-rest" in seen[0]
+    assert all(f"{name} vs rest" in seen[0] for name in ("FRI", "FRII", "Bent"))
+    figures.plot_confusion_matrices(metrics_paths, tmp_path / "confusion3")
+    assert_nontrivial(tmp_path / "confusion3")
+
+
+def test_comparison_figures_for_three_classes(three_class_runs, tmp_path, monkeypatch):
+    from rgmorph.evaluate import summarise_runs
+    from rgmorph.figures import transfer_comparison, variant_comparison
+
+    metrics_paths, _, _ = three_class_runs
+    summarise_runs(metrics_paths, tmp_path / "runs.csv", tmp_path / "summary.csv", n_resamples=10)
+    seen = _capture(monkeypatch, variant_comparison)
+    figures.plot_variant_comparison(tmp_path / "runs.csv", tmp_path / "variants3")
+    assert_nontrivial(tmp_path / "variants3")
+    assert variant_comparison.default_panels(pd.read_csv(tmp_path / "runs.csv").columns) == \
+        variant_comparison.MULTICLASS_PANELS
+    figures.plot_transfer_comparison(tmp_path / "runs.csv", tmp_path / "transfer3")
+    assert_nontrivial(tmp_path / "transfer3")
+    assert transfer_comparison.default_panels(pd.read_csv(tmp_path / "runs.csv").columns) == \
+        transfer_comparison.MULTICLASS_PANELS
+    assert seen and "FRII positive" not in seen[0] and "macro-F1" in seen[0]
+
+
+def test_binary_figures_keep_their_panels_and_labels(tree):
+    from rgmorph.figures import transfer_comparison, variant_comparison
+
+    columns = pd.read_csv(tree["runs"]).columns
+    assert variant_comparison.default_panels(columns) == variant_comparison.PANELS
+    assert transfer_comparison.default_panels(columns) == transfer_comparison.PANELS

@@ -250,3 +250,132 @@ def test_report_keys_follow_class_names():
     report = metrics.binary_classification_report(REPORT_TRUE, REPORT_SCORES, class_names=("A", "B"))
     assert [key for key in report if key.startswith("tpr")] == ["tpr0_A", "tpr10_A", "tpr0_B", "tpr10_B"]
     assert set(report["per_class"]) == {"A", "B"}
+
+
+# --------------------------------------- binary numbers unchanged by the K-class code
+
+# Fixed binary predictions and what the binary path gave for them before K-class support was added
+# (full precision, recorded then); the K-class code must not change one bit of them.
+FROZEN_TRUE = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 0])
+FROZEN_SCORES = np.array([0.59, 0.69, 0.73, 0.75, 1.0, 0.89, 0.79, 0.59, 0.17, 0.14, 0.39, 0.47, 0.47, 0.33, 0.31,
+                           0.95, 0.4, 0.73, 0.32, 0.19, 0.46, 0.16, 0.43, 0.16])
+FROZEN_SCORES_2 = np.array([0.65, 0.45, 0.91, 0.53, 0.6, 0.93, 0.73, 0.52, 0.4, 0.46, 0.1, 0.75, 0.73, 0.53, 0.25,
+                             0.78, 0.08, 0.66, 0.23, 0.13, 0.9, 0.26, 0.59, 0.37])
+FROZEN_REPORT = {'n_samples': 24,
+                 'threshold': 0.5,
+                 'class_names': ['FRI', 'FRII'],
+                 'accuracy': 0.8333333333333334,
+                 'per_class': {'FRI': {'precision': 0.7857142857142857,
+                                       'recall': 0.9166666666666666,
+                                       'f1': 0.8461538461538461,
+                                       'support': 12},
+                               'FRII': {'precision': 0.9, 'recall': 0.75, 'f1': 0.8181818181818182, 'support': 12}},
+                 'confusion_matrix': [[11, 1], [3, 9]],
+                 'auroc': 0.9756944444444445,
+                 'tpr0_FRI': 0.9166666666666666,
+                 'tpr10_FRI': 1.0,
+                 'tpr0_FRII': 0.6666666666666666,
+                 'tpr10_FRII': 1.0,
+                 'ece': 0.19125}
+# bootstrap_intervals([FROZEN_TRUE] * 2, [FROZEN_SCORES, FROZEN_SCORES_2], n_resamples=30, seed=3): (low, high)
+FROZEN_INTERVALS = {
+    'accuracy': (0.7234375, 0.9166666666666667),
+    'auroc': (0.912261396011396, 0.9949652777777778),
+    'precision_FRI': (0.6597916666666667, 0.9388822115384615),
+    'recall_FRI': (0.6688873626373627, 0.9395833333333332),
+    'f1_FRI': (0.7090050004237648, 0.9112360248447205),
+    'precision_FRII': (0.6696789148351648, 0.9546874999999999),
+    'recall_FRII': (0.7272727272727273, 0.928125),
+    'f1_FRII': (0.7132747252747254, 0.9169613526570047),
+    'tpr0_FRII': (0.635530303030303, 0.9758333333333333),
+    'tpr10_FRII': (1.0, 1.0),
+    'tpr0_FRI': (0.5988324175824177, 0.9697916666666666),
+    'tpr10_FRI': (1.0, 1.0),
+    'ece': (0.12776041666666665, 0.2532864583333333),
+}
+
+
+def test_binary_report_and_intervals_are_unchanged_by_the_k_class_code():
+    report = metrics.binary_classification_report(FROZEN_TRUE, FROZEN_SCORES)
+    assert {key: value for key, value in report.items() if key != "roc_curve"} == FROZEN_REPORT
+    assert list(report) == [*FROZEN_REPORT, "roc_curve"]
+    probabilities = np.column_stack([1 - FROZEN_SCORES, FROZEN_SCORES])  # what evaluation passes: (N, 2)
+    assert metrics.classification_report(FROZEN_TRUE, probabilities) == report
+    intervals = metrics.bootstrap_intervals([FROZEN_TRUE] * 2, [FROZEN_SCORES, FROZEN_SCORES_2], n_resamples=30,
+                                            seed=3)
+    assert list(intervals) == list(FROZEN_INTERVALS) == metrics.metric_names()
+    assert {name: (value["low"], value["high"]) for name, value in intervals.items()} == FROZEN_INTERVALS
+    assert all(value["n_skipped"] == 0 for value in intervals.values())
+
+
+# ------------------------------------------------------------------ K classes
+
+THREE = ("FRI", "FRII", "Bent")
+
+
+def _three_class_predictions(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    true = np.arange(n) % 3
+    logits = rng.normal(0, 1, (n, 3)) + 1.5 * np.eye(3)[true]
+    return true, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_metric_names_for_three_classes():
+    assert metrics.metric_names(("A", "B", "C")) == [
+        "accuracy", "auroc", "macro_f1", "precision_A", "recall_A", "f1_A", "precision_B", "recall_B", "f1_B",
+        "precision_C", "recall_C", "f1_C", "auroc_A", "auroc_B", "auroc_C",
+        "tpr0_A", "tpr10_A", "tpr0_B", "tpr10_B", "tpr0_C", "tpr10_C", "ece"]
+    with pytest.raises(ValueError, match="two class names"):
+        metrics.metric_names(("A",))
+
+
+def test_three_class_report_agrees_with_sklearn():
+    true, probabilities = _three_class_predictions()
+    report = metrics.classification_report(true, probabilities, THREE)
+    json.dumps(report, allow_nan=False)
+    predicted = probabilities.argmax(axis=1)
+    assert report["confusion_matrix"] == skm.confusion_matrix(true, predicted).tolist()
+    assert np.array(report["confusion_matrix"]).shape == (3, 3)
+    assert report["macro_f1"] == pytest.approx(skm.f1_score(true, predicted, average="macro"), abs=1e-15)
+    assert report["auroc"] == pytest.approx(skm.roc_auc_score(true, probabilities, multi_class="ovr"), abs=1e-15)
+    for k, name in enumerate(THREE):
+        assert report[f"auroc_{name}"] == pytest.approx(skm.roc_auc_score(true == k, probabilities[:, k]))
+        assert report["per_class"][name]["f1"] == pytest.approx(skm.f1_score(true == k, predicted == k))
+        assert report["per_class"][name]["support"] == 20
+        assert set(report["roc_curves"][name]) == {"fpr", "tpr"}
+        assert 0 <= report[f"tpr0_{name}"] <= report[f"tpr10_{name}"] <= 1
+    assert report["accuracy"] == pytest.approx(np.mean(predicted == true))
+    assert report["class_names"] == list(THREE) and "roc_curve" not in report
+
+
+def test_three_class_tpr0_ranks_by_the_class_column():
+    # column Bent best-first: 0.7 (Bent), 0.6 (Bent), 0.5 (FRI: first false positive), 0.1 (FRII)
+    probabilities = np.array([[0.2, 0.1, 0.7], [0.3, 0.1, 0.6], [0.4, 0.1, 0.5], [0.1, 0.8, 0.1], [0.9, 0.0, 0.1],
+                              [0.5, 0.4, 0.1]])
+    report = metrics.classification_report([2, 2, 0, 1, 0, 2], probabilities, THREE)
+    # Bent: 0.7, 0.6 found, then the FRI at 0.5, then the third Bent (0.1, tied with 3 negatives) -> 2/3
+    assert report["tpr0_Bent"] == pytest.approx(2 / 3) and report["tpr10_Bent"] == 1.0
+    # predicted [2, 2, 2, 1, 0, 0]: Bent precision 2/3, recall 2/3
+    assert report["confusion_matrix"] == [[1, 0, 1], [0, 1, 0], [1, 0, 2]]
+
+
+def test_three_class_report_needs_every_class_and_matching_names():
+    true, probabilities = _three_class_predictions()
+    with pytest.raises(ValueError, match="absent from true.*Bent"):
+        metrics.classification_report(np.where(true == 2, 0, true), probabilities, THREE)
+    with pytest.raises(ValueError, match="class names"):
+        metrics.scalar_metrics(true, probabilities, ("A", "B"))
+
+
+def test_three_class_bootstrap_intervals_cover_every_metric():
+    true, probabilities = _three_class_predictions()
+    intervals = metrics.bootstrap_intervals([true], [probabilities], THREE, n_resamples=20)
+    assert list(intervals) == metrics.metric_names(THREE)
+    assert intervals["macro_f1"]["low"] <= intervals["macro_f1"]["high"]
+
+
+def test_class_names_from_columns():
+    columns = ["accuracy", "macro_f1", "precision_FRI", "f1_FRI", "precision_Bent_x", "f1_Bent_x", "f1_FRI_ci_low",
+               "precision_FRI_ci_low"]
+    assert metrics.class_names_from_columns(columns) == ["FRI", "Bent_x"]
+    assert metrics.class_names_from_columns(["f1_A_mean", "precision_A_mean", "f1_A_std"], "_mean") == ["A"]

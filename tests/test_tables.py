@@ -105,3 +105,37 @@ def test_notes_and_caption_reach_latex_and_html(tmp_path):
     assert "References: Bowles M." in latex and "Tang, Scaife \\& Leahy" in latex
     assert "<caption>Published results" in html and "<p>References: Bowles M." in html and "Scaife &amp; Leahy" in html
     assert "$0.800 \\pm 0.010$ {\\scriptsize [0.75, 0.85]}" in latex
+
+
+def test_binary_metric_lists_are_unchanged():
+    assert tables.main_metrics(("FRI", "FRII")) == tables.MAIN_METRICS == [
+        "accuracy", "auroc", "f1_FRI", "f1_FRII", "tpr0_FRII", "tpr10_FRII", "tpr0_FRI", "tpr10_FRI", "ece"]
+    assert tables.transfer_metrics(("FRI", "FRII")) == tables.TRANSFER_METRICS
+    assert [tables.metric_label(m) for m in tables.MAIN_METRICS] == [
+        tables.METRIC_LABELS[m] for m in tables.MAIN_METRICS]
+
+
+def _three_class_summary(kind="scratch") -> pd.DataFrame:
+    from rgmorph.metrics import metric_names
+
+    row = {"model": "tang2019", "kind": kind, "pretrained_on": "" if kind == "scratch" else "NVSS",
+           "trained_on": "FIRST", "survey": "FIRST", "seeds": 3, "n_test": 90}
+    for metric in metric_names(("FRI", "FRII", "Bent")):
+        row.update({f"{metric}_mean": 0.7, f"{metric}_std": 0.02, f"{metric}_ci_low": 0.65, f"{metric}_ci_high": 0.75})
+    return pd.DataFrame([row])
+
+
+def test_three_class_tables_have_a_column_per_class(tmp_path):
+    summary = pd.concat([_three_class_summary(), _three_class_summary("transfer")], ignore_index=True)
+    written, outputs = _write_all(tmp_path, summary)
+    main = written["main"]
+    for metric in ("macro_f1", "f1_Bent", "tpr0_Bent", "tpr10_Bent", "tpr0_FRI", "f1_FRII"):
+        assert f"{metric}_mean" in main.columns and f"{metric}_ci_low" in main.columns
+    assert main.iloc[0]["f1_Bent_mean"] == 0.7
+    html_text = outputs["main"][2].read_text()
+    assert "TPR0 (Bent)" in html_text and "Macro F1" in html_text and "F1 Bent" in html_text
+    assert "FRII (or FRI)" not in html_text and "one-vs-rest" in html_text
+    assert "TPR10 (Bent)" in outputs["main"][1].read_text()
+    transfer = written["transfer"]
+    assert {"recall_Bent_mean", "precision_Bent_mean", "f1_Bent_mean", "macro_f1_mean"} <= set(transfer.columns)
+    assert "Recall Bent" in outputs["transfer"][2].read_text()

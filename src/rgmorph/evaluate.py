@@ -3,6 +3,8 @@
 Per run (``evaluate_checkpoint``): metrics.json (accuracy, per-class precision/recall/F1,
 confusion matrix, ROC and AUROC, TPR0/TPR10 with each class as the positive one, ECE) with a
 95% percentile-bootstrap interval over test sources for every scalar, and predictions.csv.
+Two classes give the binary report (class 1 positive, threshold 0.5); K >= 3 classes the
+K-class one (argmax, one-vs-rest ROC/AUROC/TPR per class, macro-F1, K x K confusion matrix).
 
 Over runs (``summarise_runs``): runs.csv, one row per run; summary.csv, one row per variant
 (model, kind, training survey, test survey) with, for each metric, the mean and sample std over
@@ -25,9 +27,10 @@ import pandas as pd
 from rgmorph.layout import Run
 from rgmorph.files import sha256_file, write_csv_atomic, write_json_atomic
 from rgmorph.metrics import (  # noqa: F401  (metric_names, scalar_metrics are re-exported for callers)
-    binary_classification_report,
     bootstrap_intervals,
     bootstrap_mean,
+    classification_report,
+    classification_scores,
     metric_names,
     scalar_metrics,
 )
@@ -67,10 +70,10 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     probabilities = torch.softmax(predict_logits(model, images), dim=1).numpy().astype(np.float64)
     labels = dataset["labels"][test]
     class_names = tuple(dataset["class_names"])
-    report = binary_classification_report(labels, probabilities[:, 1], class_names=class_names)
+    report = classification_report(labels, probabilities, class_names)
     report["split"] = "test"
-    intervals = bootstrap_intervals([labels], [probabilities[:, 1]], class_names, n_resamples, CONFIDENCE,
-                                    bootstrap_seed)
+    intervals = bootstrap_intervals([labels], [classification_scores(probabilities)], class_names, n_resamples,
+                                    CONFIDENCE, bootstrap_seed)
     report["bootstrap"] = {"method": "percentile bootstrap over test sources", "n_resamples": n_resamples,
                            "confidence": CONFIDENCE, "seed": bootstrap_seed, "intervals": intervals}
     report["run"] = run_record(checkpoint, checkpoint_path, dataset["survey"])
@@ -116,12 +119,7 @@ def flatten_report(report: dict, path: str | Path | None = None) -> dict:
            "n_test": report["n_samples"], "best_epoch": run["best_epoch"],
            "best_val_accuracy": run["best_val_accuracy"], "accuracy": report["accuracy"], "auroc": report["auroc"],
            "ece": report["ece"]}
-    for name, values in report["per_class"].items():
-        for metric in ("precision", "recall", "f1"):
-            row[f"{metric}_{name}"] = values[metric]
-    for key, value in report.items():
-        if key.startswith("tpr"):
-            row[key] = value
+    row.update(_metric_columns(report))
     for metric, interval in (report.get("bootstrap") or {}).get("intervals", {}).items():
         row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval["low"], interval["high"]
     row["metrics_file"] = str(path) if path is not None else ""
@@ -129,10 +127,29 @@ def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     return row
 
 
+def _metric_columns(report: dict) -> dict:
+    """Per-class and TPR columns of a run: binary reports in their stored order (as before K classes),
+    K-class ones in ``metric_names`` order (metrics.json sorts its keys)."""
+    columns = {}
+    if len(report["per_class"]) > 2:
+        for metric in metric_names(report["class_names"]):
+            kind, _, name = metric.partition("_")
+            in_class = kind in ("precision", "recall", "f1") and name in report["per_class"]
+            columns[metric] = report["per_class"][name][kind] if in_class else report[metric]
+        return {key: value for key, value in columns.items() if key not in ("accuracy", "auroc", "ece")}
+    for name, values in report["per_class"].items():
+        for metric in ("precision", "recall", "f1"):
+            columns[f"{metric}_{name}"] = values[metric]
+    columns.update({key: value for key, value in report.items() if key.startswith("tpr")})
+    return columns
+
+
 GROUP_COLUMNS = ["model", "kind", "pretrained_on", "trained_on", "survey"]
 
 
-def _aligned_predictions(paths: Sequence[Path], positive: str) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+def _aligned_predictions(paths: Sequence[Path], class_names: Sequence[str]
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """True labels and scores (class-1 probabilities for two classes, else (N, K)) of each run, by source name."""
     frames = [pd.read_csv(path) for path in paths]
     reference = frames[0]["name"].astype(str).tolist()
     trues, scores = [], []
@@ -141,8 +158,12 @@ def _aligned_predictions(paths: Sequence[Path], positive: str) -> tuple[list[np.
         if sorted(frame.index) != sorted(reference):
             return None
         frame = frame.loc[reference]
-        trues.append((frame["class_name"] == positive).to_numpy(np.int64))
-        scores.append(frame[f"probability_{positive}"].to_numpy(np.float64))
+        if len(class_names) == 2:
+            trues.append((frame["class_name"] == class_names[1]).to_numpy(np.int64))
+            scores.append(frame[f"probability_{class_names[1]}"].to_numpy(np.float64))
+        else:
+            trues.append(frame["class_name"].map({name: k for k, name in enumerate(class_names)}).to_numpy(np.int64))
+            scores.append(frame[[f"probability_{name}" for name in class_names]].to_numpy(np.float64))
     return trues, scores
 
 
@@ -168,7 +189,7 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
         row["seed_list"] = " ".join(str(seed) for seed in sorted(group["seed"]))
         row["n_test"] = int(group["n_test"].iloc[0])
         aligned = [Path(path) for path in group["predictions_file"]]
-        aligned = _aligned_predictions(aligned, class_names[1]) if all(p.is_file() for p in aligned) else None
+        aligned = _aligned_predictions(aligned, class_names) if all(p.is_file() for p in aligned) else None
         if aligned is None:
             log.warning("%s: predictions missing or over different sources; no test-source interval", key)
             intervals = {}

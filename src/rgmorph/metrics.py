@@ -44,12 +44,37 @@ def check_inputs(true, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 def metric_names(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
-    """Scalar metrics in table order; TPR0/TPR10 with the second class (FRII) positive come first."""
-    names = ["accuracy", "auroc"]
+    """Scalar metrics in table order.
+
+    Two classes (unchanged from the binary study): TPR0/TPR10 with the second class (FRII) positive
+    come first. More classes add ``macro_f1`` and the one-vs-rest ``auroc_<name>`` of each class
+    (``auroc`` is their mean), and list TPR0/TPR10 per class in class order.
+    """
+    if len(class_names) < 2:
+        raise ValueError(f"need at least two class names, got {list(class_names)!r}")
+    binary = len(class_names) == 2
+    names = ["accuracy", "auroc"] + ([] if binary else ["macro_f1"])
     names += [f"{metric}_{name}" for name in class_names for metric in ("precision", "recall", "f1")]
-    for name in (*class_names[1:], class_names[0]):
+    if not binary:
+        names += [f"auroc_{name}" for name in class_names]
+    for name in ((*class_names[1:], class_names[0]) if binary else class_names):
         names += [f"tpr0_{name}", f"tpr10_{name}"]
     return names + ["ece"]
+
+
+def class_names_from_columns(columns, suffix: str = "") -> list[str]:
+    """The class names of a runs table (``suffix`` "") or summary table ("_mean"), in column order.
+
+    Read from the ``f1_<name><suffix>`` columns; a runs table's interval columns are not names.
+    """
+    columns, names = [str(column) for column in columns], []
+    for column in columns:
+        if not (column.startswith("f1_") and column.endswith(suffix)) or column.endswith(("_ci_low", "_ci_high")):
+            continue
+        name = column[3:len(column) - len(suffix)]
+        if name and f"precision_{name}{suffix}" in columns:
+            names.append(name)
+    return names
 
 
 def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float, float]:
@@ -100,9 +125,11 @@ def scalar_metrics(true, scores, class_names: Sequence[str] = CLASS_NAMES, thres
     """Every scalar of ``metric_names`` for one set of predictions; NaN where undefined (a class absent).
 
     Two classes: predict class 1 when score >= threshold; AUROC is that of class 1. An (N, K) matrix:
-    predict the argmax; AUROC is the one-vs-rest macro mean.
+    predict the argmax; AUROC is the one-vs-rest macro mean, macro-F1 the mean of the K per-class F1.
     """
     true, scores = check_inputs(true, scores)
+    if len(class_names) != (scores.shape[1] if scores.ndim == 2 else 2):
+        raise ValueError(f"{len(class_names)} class names for scores of shape {scores.shape}")
     predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
     per_class = skm.precision_recall_fscore_support(true, predicted, labels=list(range(len(class_names))),
                                                     zero_division=0)
@@ -111,9 +138,10 @@ def scalar_metrics(true, scores, class_names: Sequence[str] = CLASS_NAMES, thres
     for k, name in enumerate(class_names):
         for metric, column in zip(("precision", "recall", "f1"), per_class):
             values[f"{metric}_{name}"] = float(column[k])
-        values[f"tpr0_{name}"], values[f"tpr10_{name}"], area = _ranking_metrics(true, scores, k)
-        areas.append(area)
+        values[f"tpr0_{name}"], values[f"tpr10_{name}"], values[f"auroc_{name}"] = _ranking_metrics(true, scores, k)
+        areas.append(values[f"auroc_{name}"])
     values["auroc"] = areas[1] if scores.ndim == 1 else float(np.mean(areas))
+    values["macro_f1"] = float(np.mean(per_class[2]))
     values["ece"] = expected_calibration_error(true, scores, n_bins)
     return {name: values[name] for name in metric_names(class_names)}
 
@@ -147,6 +175,55 @@ def binary_classification_report(true, scores, threshold: float = 0.5, class_nam
         "ece": values["ece"],
         "roc_curve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
     }
+
+
+def multiclass_classification_report(true, probabilities, class_names: Sequence[str], n_bins: int = 10) -> dict:
+    """JSON-ready summary of a K-class classifier (K >= 3) from an (N, K) probability matrix.
+
+    The argmax is the prediction. Holds accuracy, macro-F1, per-class precision/recall/F1/support
+    and one-vs-rest AUROC, TPR0 and TPR10 (class k ranked by column k) keyed by class name, the
+    K x K confusion matrix (rows true, columns predicted, ordered as ``class_names``), AUROC (mean of
+    the one-vs-rest AUROCs), ECE of the top-class confidence, and ``roc_curves``: one one-vs-rest
+    ROC per class. Raises ValueError if a class is absent from ``true``.
+    """
+    true, probabilities = check_inputs(true, probabilities)
+    if probabilities.ndim != 2 or len(class_names) != probabilities.shape[1] or len(class_names) < 3:
+        raise ValueError(f"need K >= 3 class names and (N, K) probabilities, got {class_names!r} and shape "
+                         f"{probabilities.shape}")
+    missing = [name for k, name in enumerate(class_names) if not (true == k).any()]
+    if missing:
+        raise ValueError(f"classes absent from true ({', '.join(missing)}): the report is undefined")
+    values = scalar_metrics(true, probabilities, class_names, n_bins=n_bins)
+    support = np.bincount(true, minlength=len(class_names))
+    curves = {name: skm.roc_curve(true == k, probabilities[:, k], drop_intermediate=False)[:2]
+              for k, name in enumerate(class_names)}
+    return {
+        "n_samples": int(true.size), "decision": "argmax", "class_names": list(class_names),
+        "accuracy": values["accuracy"], "macro_f1": values["macro_f1"],
+        "per_class": {name: {**{metric: values[f"{metric}_{name}"] for metric in ("precision", "recall", "f1")},
+                             "support": int(support[k])} for k, name in enumerate(class_names)},
+        "confusion_matrix": skm.confusion_matrix(true, probabilities.argmax(axis=1),
+                                                 labels=list(range(len(class_names)))).tolist(),
+        "auroc": values["auroc"], **{f"auroc_{name}": values[f"auroc_{name}"] for name in class_names},
+        **{key: values[key] for name in class_names for key in (f"tpr0_{name}", f"tpr10_{name}")},
+        "ece": values["ece"],
+        "roc_curves": {name: {"fpr": fpr.tolist(), "tpr": tpr.tolist()} for name, (fpr, tpr) in curves.items()},
+    }
+
+
+def classification_scores(probabilities: np.ndarray) -> np.ndarray:
+    """What the metrics take from an (N, K) probability matrix: class-1 probabilities when K = 2 (the
+    binary study's threshold and numbers), else the whole matrix."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    return probabilities[:, 1] if probabilities.shape[1] == 2 else probabilities
+
+
+def classification_report(true, probabilities, class_names: Sequence[str] = CLASS_NAMES, n_bins: int = 10) -> dict:
+    """The binary report (two classes, threshold 0.5 on class 1) or the K-class one, from (N, K) probabilities."""
+    scores = classification_scores(probabilities)
+    if scores.ndim == 1:
+        return binary_classification_report(true, scores, class_names=class_names, n_bins=n_bins)
+    return multiclass_classification_report(true, scores, class_names, n_bins)
 
 
 # ------------------------------------------------------------------ bootstrap

@@ -21,6 +21,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from rgmorph.files import write_bytes_atomic, write_csv_atomic
+from rgmorph.metrics import CLASS_NAMES, class_names_from_columns
 
 PUBLISHED_RESULTS = Path(__file__).resolve().parents[2] / "resources" / "published_results.csv"
 METRIC_LABELS = {
@@ -32,6 +33,8 @@ METRIC_LABELS = {
 MAIN_METRICS = ["accuracy", "auroc", "f1_FRI", "f1_FRII", "tpr0_FRII", "tpr10_FRII", "tpr0_FRI", "tpr10_FRI", "ece"]
 TRANSFER_METRICS = ["recall_FRI", "recall_FRII", "precision_FRI", "precision_FRII", "f1_FRI", "f1_FRII",
                     "accuracy", "auroc"]
+_LABEL_PATTERNS = {"precision": "Precision {}", "recall": "Recall {}", "f1": "F1 {}", "auroc": "AUROC ({})",
+                   "tpr0": "TPR0 ({})", "tpr10": "TPR10 ({})"}
 NO_TRANSFER_NOTE = ("No transfer-learning runs are configured: only the from-scratch baselines "
                     "are shown. Configure transfer runs in the training stage to fill this table.")
 _LATEX_SPECIAL = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -119,11 +122,44 @@ def _scratch(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["kind"] == "scratch"]
 
 
+def summary_class_names(summary: pd.DataFrame) -> list[str]:
+    """The study's classes, from the summary's ``f1_<name>_mean`` columns (FRI, FRII without any)."""
+    return class_names_from_columns(summary.columns, "_mean") or list(CLASS_NAMES)
+
+
+def main_metrics(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
+    """Table 1's metrics: MAIN_METRICS for two classes (class 1 first in the TPRs); for more, macro-F1,
+    F1 per class, TPR0/TPR10 per class in class order."""
+    if len(class_names) == 2:
+        first, second = class_names
+        return ["accuracy", "auroc", f"f1_{first}", f"f1_{second}", f"tpr0_{second}", f"tpr10_{second}",
+                f"tpr0_{first}", f"tpr10_{first}", "ece"]
+    return (["accuracy", "auroc", "macro_f1"] + [f"f1_{name}" for name in class_names]
+            + [f"{m}_{name}" for name in class_names for m in ("tpr0", "tpr10")] + ["ece"])
+
+
+def transfer_metrics(class_names: Sequence[str] = CLASS_NAMES) -> list[str]:
+    """Table 2's metrics: recall, precision and F1 per class, accuracy, AUROC (and macro-F1 for K >= 3)."""
+    per_class = [f"{m}_{name}" for m in ("recall", "precision", "f1") for name in class_names]
+    return per_class + ["accuracy", "auroc"] + ([] if len(class_names) == 2 else ["macro_f1"])
+
+
+def metric_label(metric: str) -> str:
+    """'F1 FRI', 'TPR0 (Bent)', 'AUROC (FRII)' ... for a column name."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    if metric == "macro_f1":
+        return "Macro F1"
+    kind, _, name = metric.partition("_")
+    return _LABEL_PATTERNS[kind].format(name) if kind in _LABEL_PATTERNS and name else metric
+
+
 # ------------------------------------------------------------- table 1
 
 
-def main_table(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
+def main_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Rows: variant x survey, from-scratch runs; columns: mean, std and interval of each metric."""
+    metrics = main_metrics(summary_class_names(summary)) if metrics is None else metrics
     scratch = _scratch(summary)
     columns = ["model", "survey", "seeds", "n_test"]
     columns += [f"{m}_{p}" for m in metrics for p in ("mean", "std", "ci_low", "ci_high")]
@@ -135,15 +171,26 @@ def main_table(summary: pd.DataFrame, metrics: Sequence[str] = MAIN_METRICS) -> 
     return pd.DataFrame(rows, columns=columns)
 
 
+def _main_caption(summary: pd.DataFrame, n_test: str, data_description: str, class_names: Sequence[str]) -> str:
+    if len(class_names) == 2:
+        positive = f"with {class_names[1]} (or {class_names[0]}) as the positive class."
+    else:
+        positive = ("with each class in turn as the positive class against the rest; AUROC: mean of the "
+                    "one-vs-rest AUROCs; macro F1: mean of the per-class F1.")
+    return (f"Test-split results of every model trained from scratch on each survey{data_description}: "
+            f"mean ± sample standard deviation over {_seed_text(summary)} seeds, and below it the 95% "
+            f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. TPR0 and TPR10: "
+            "true-positive rate before the first and with at most nine false positives (Metcalf et al. 2019), "
+            f"{positive} ECE: expected calibration error, 10 bins (resampling "
+            "inflates ECE, so its interval can lie above the estimate).")
+
+
 def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "") -> pd.DataFrame:
-    table = main_table(summary)
+    class_names = summary_class_names(summary)
+    metrics = main_metrics(class_names)
+    table = main_table(summary, metrics)
     n_test = "/".join(str(n) for n in dict.fromkeys(table["n_test"])) or "0"
-    caption = (f"Test-split results of every model trained from scratch on each survey{data_description}: "
-               f"mean ± sample standard deviation over {_seed_text(summary)} seeds, and below it the 95% "
-               f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. TPR0 and TPR10: "
-               "true-positive rate before the first and with at most nine false positives (Metcalf et al. 2019), "
-               "with FRII (or FRI) as the positive class. ECE: expected calibration error, 10 bins (resampling "
-               "inflates ECE, so its interval can lie above the estimate).")
+    caption = _main_caption(summary, n_test, data_description, class_names)
 
     def cell(row, metric: str, latex: bool) -> str:
         mean = format_cell(row[f"{metric}_mean"], row[f"{metric}_std"], latex=latex)
@@ -154,9 +201,9 @@ def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_
 
     def cells(latex: bool) -> pd.DataFrame:
         escape = latex_escape if latex else html.escape
-        return pd.DataFrame([[escape(row["model"]), escape(row["survey"]), *[cell(row, m, latex) for m in MAIN_METRICS]]
+        return pd.DataFrame([[escape(row["model"]), escape(row["survey"]), *[cell(row, m, latex) for m in metrics]]
                              for _, row in table.iterrows()],
-                            columns=["Model", "Survey"] + [METRIC_LABELS[m] for m in MAIN_METRICS])
+                            columns=["Model", "Survey"] + [escape(metric_label(m)) for m in metrics])
 
     notes = [] if len(table) else ["No runs to summarise."]
     write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:main", wide=True)
@@ -170,8 +217,9 @@ def _setting_label(row) -> str:
     return f"transfer from {row['pretrained_on']}" if row["kind"] == "transfer" else "from scratch"
 
 
-def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] = TRANSFER_METRICS) -> tuple[pd.DataFrame, list[str]]:
+def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Per test survey and model: the from-scratch baseline and every transfer variant."""
+    metrics = transfer_metrics(summary_class_names(summary)) if metrics is None else metrics
     others = summary[summary["kind"] == "transfer"]
     notes = [] if len(others) else [NO_TRANSFER_NOTE]
     keys = set(zip(others["model"], others["survey"]))
@@ -192,7 +240,8 @@ def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] = TRANSFER_METR
 
 
 def write_transfer_table(summary: pd.DataFrame, csv_path, tex_path, html_path) -> pd.DataFrame:
-    table, notes = transfer_table(summary)
+    metrics = transfer_metrics(summary_class_names(summary))
+    table, notes = transfer_table(summary, metrics)
     caption = ("Transfer learning against training from scratch (as in Tang, Scaife & Leahy 2019): "
                f"per-class recall, precision and F1, accuracy and AUC on the test split of each survey, "
                f"mean ± standard deviation over {_seed_text(table) if len(table) else '0'} seeds.")
@@ -200,10 +249,10 @@ def write_transfer_table(summary: pd.DataFrame, csv_path, tex_path, html_path) -
     def cells(latex: bool) -> pd.DataFrame:
         escape = latex_escape if latex else html.escape
         return pd.DataFrame([[escape(row["survey"]), escape(row["model"]), escape(row["setting"]),
-                              *[format_cell(row[f"{m}_mean"], row[f"{m}_std"], latex=latex) for m in TRANSFER_METRICS]]
+                              *[format_cell(row[f"{m}_mean"], row[f"{m}_std"], latex=latex) for m in metrics]]
                              for _, row in table.iterrows()],
                             columns=["Test survey", "Model", "Training"]
-                            + [METRIC_LABELS[m].replace("AUROC", "AUC") for m in TRANSFER_METRICS])
+                            + [escape(metric_label(m).replace("AUROC", "AUC")) for m in metrics])
 
     write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:transfer", text_columns=3,
                 wide=True)
@@ -227,7 +276,8 @@ def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None
         else:
             best = ours.sort_values(["accuracy_mean", "model"], ascending=[False, True]).iloc[0]
             parts = ("mean", "std", "ci_low", "ci_high")
-            row |= {"ours_model": best["model"], **{f"ours_{p}": best[f"{entry['metric']}_{p}"] for p in parts},
+            row |= {"ours_model": best["model"], **{f"ours_{p}": best.get(f"{entry['metric']}_{p}", math.nan)
+                                                    for p in parts},
                     "ours_seeds": int(best["seeds"])}
         rows.append(row | {"citation": entry["citation"], "bibkey": entry["bibkey"]})
     return pd.DataFrame(rows)
@@ -248,7 +298,7 @@ def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, 
             ours = format_cell(row["ours_mean"], row["ours_std"], latex=latex)
             reference = escape(row["reference"]) + (f" \\citep{{{row['bibkey']}}}" if latex else "")
             rows.append([reference, escape(row["data"]), escape(row["model"]),
-                         METRIC_LABELS.get(row["metric"], row["metric"]), format_cell(row["published"], latex=latex),
+                         escape(metric_label(row["metric"])), format_cell(row["published"], latex=latex),
                          escape(row["ours_model"] or "--"),
                          ours + ((f" {{\\scriptsize {interval}}}" if interval else "") if latex
                                  else f" <span class='ci'>{interval}</span>")])

@@ -28,6 +28,13 @@ def confident_errors(prediction_paths: list[str | Path], class_names: list[str])
     return summary[summary["p_true"] < 0.5].sort_values(["p_true", "name"]).reset_index(drop=True)
 
 
+def _probability_text(item, class_names) -> str:
+    """Two classes: the mean probability of the other class; more: that of the true class."""
+    if len(class_names) == 2:
+        return f"P({class_names[1 - int(item['label'])]}) = {1 - item['p_true']:.2f}"
+    return f"P({item['class_name']}) = {item['p_true']:.2f}"
+
+
 def plot_confident_errors(prediction_paths: list[str | Path], dataset_paths: list[str | Path], stem: str | Path,
                           per_survey: int = 6) -> None:
     datasets = {}
@@ -55,9 +62,9 @@ def plot_confident_errors(prediction_paths: list[str | Path], dataset_paths: lis
                 continue
             item = errors.iloc[column]
             index = position[str(item["name"])]
-            other = dataset["class_names"][1 - int(item["label"])]
             show_image(axis, dataset["images"][index], extent=field_extent_arcmin(dataset, index), ticks=False)
-            axis.set_title(f"{short_name(str(item['name']))}\ntrue {item['class_name']}, P({other}) = {1 - item['p_true']:.2f}\n"
+            axis.set_title(f"{short_name(str(item['name']))}\ntrue {item['class_name']}, "
+                           f"{_probability_text(item, dataset['class_names'])}\n"
                            f"wrong in {int(item['wrong'])}/{int(item['seeds'])} seeds", fontsize=6)
         extent = field_extent_arcmin(dataset, 0)
         axes[row, 0].set_ylabel(f"{survey}\n{extent[1] * 2:.1f} arcmin field", fontsize=7)

@@ -1,4 +1,4 @@
-"""Figure: test-split confusion matrix of every variant, counts summed over seeds."""
+"""Figure: test-split confusion matrix (K x K, any number of classes) of every variant, counts summed over seeds."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def plot_confusion_matrices(metrics_paths: list[str | Path], stem: str | Path) -
         image = axis.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
         for (i, j), count in np.ndenumerate(matrix):
             axis.text(j, i, f"{count}\n({fractions[i, j]:.2f})", ha="center", va="center",
-                      color="white" if fractions[i, j] > 0.6 else "black", fontsize=8)
+                      color="white" if fractions[i, j] > 0.6 else "black", fontsize=8 if len(names) <= 3 else 6)
         axis.set_xticks(range(len(names)), names)
         axis.set_yticks(range(len(names)), names)
         axis.set_xlabel("predicted class")

@@ -1,4 +1,8 @@
-"""Figure: test-split ROC curves of every variant, FRII as the positive class; one line per seed."""
+"""Figure: test-split ROC curves of every variant; one line per seed.
+
+Two classes: FRII (class 1) is the positive class, one curve per seed and their mean. More classes:
+one-vs-rest, one colour per class (each seed thin, the seed mean thick), AUROC per class in the legend.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +26,61 @@ def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], grid_points: int = 201
     return fpr_grid, np.mean(tprs, axis=0)
 
 
-def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_class: str = "FRII") -> None:
-    """From each run's metrics.json (a predictions.csv path stands for the metrics.json beside it)."""
+def _binary_panel(axis, runs, positive_class: str | None) -> None:
+    curves, areas = [], []
+    for k, (seed, report, _) in enumerate(runs):
+        fpr, tpr = np.asarray(report["roc_curve"]["fpr"]), np.asarray(report["roc_curve"]["tpr"])
+        curves.append((fpr, tpr))
+        areas.append(report["auroc"])
+        axis.plot(fpr, tpr, color=OKABE_ITO[k % 7], alpha=0.55, linewidth=0.9, label=f"seed {seed}")
+    if len(curves) > 1:
+        fpr_grid, tpr_mean = mean_roc(curves)
+        axis.plot(fpr_grid, tpr_mean, color="black", linewidth=1.6, label="mean")
+    names = runs[0][1].get("class_names", ["FRI", "FRII"])
+    positive_class = positive_class or names[1]
+    negative = next(name for name in names if name != positive_class)
+    axis.set_xlabel(f"false-positive rate ({negative} called {positive_class})")
+    axis.set_ylabel(f"true-positive rate ({positive_class})")
+
+
+def _one_vs_rest_panel(axis, runs) -> None:
+    names = runs[0][1]["class_names"]
+    for k, name in enumerate(names):
+        colour = OKABE_ITO[(k + 1) % 8]
+        curves = [(np.asarray(report["roc_curves"][name]["fpr"]), np.asarray(report["roc_curves"][name]["tpr"]))
+                  for _, report, _ in runs]
+        for fpr, tpr in curves:
+            axis.plot(fpr, tpr, color=colour, alpha=0.35 if len(curves) > 1 else 0.9, linewidth=0.8)
+        area = np.mean([report[f"auroc_{name}"] for _, report, _ in runs])
+        fpr_grid, tpr_mean = mean_roc(curves) if len(curves) > 1 else curves[0]
+        axis.plot(fpr_grid, tpr_mean, color=colour, linewidth=1.6, label=f"{name} vs rest ({area:.3f})")
+    axis.set_xlabel("false-positive rate (other classes\ncalled the class)")
+    axis.set_ylabel("true-positive rate (the class)")
+
+
+def _panel(axis, variant, runs, positive_class: str | None) -> None:
+    one_vs_rest = "roc_curves" in runs[0][1]
+    if one_vs_rest:
+        _one_vs_rest_panel(axis, runs)
+    else:
+        _binary_panel(axis, runs, positive_class)
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    areas = [report["auroc"] for _, report, _ in runs]
+    std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
+    kind = "mean one-vs-rest AUROC" if one_vs_rest else "AUROC"
+    axis.set_title(f"{variant.label}\n{kind} {np.mean(areas):.3f} $\\pm$ {std:.3f} ({len(runs)} seeds, "
+                   f"{runs[0][1]['n_samples']} test)", fontsize=8)
+    axis.set_xlim(-0.02, 1.02)
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_aspect("equal")
+    axis.legend(frameon=False, loc="lower right", fontsize=6)
+    axis.grid(alpha=0.3)
+
+
+def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_class: str | None = None) -> None:
+    """From each run's metrics.json (a predictions.csv path stands for the metrics.json beside it).
+
+    ``positive_class`` names the binary studies' positive class (default: the second, FRII)."""
     metrics_paths = [Path(path).with_name("metrics.json") if Path(path).name == "predictions.csv" else path
                      for path in metrics_paths]
     groups = group_reports(metrics_paths)
@@ -33,27 +90,12 @@ def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_
                                 squeeze=False, constrained_layout=True)
     for axis in axes.flat:
         axis.set_visible(False)
+    one_vs_rest, names = False, ["FRI", "FRII"]
     for variant, runs in groups.items():
         axis = axes[rows.index((variant.model, variant.pretrained_on)), columns.index(variant.survey)]
         axis.set_visible(True)
-        curves, areas = [], []
-        for k, (seed, report, _) in enumerate(runs):
-            fpr, tpr = np.asarray(report["roc_curve"]["fpr"]), np.asarray(report["roc_curve"]["tpr"])
-            curves.append((fpr, tpr))
-            areas.append(report["auroc"])
-            axis.plot(fpr, tpr, color=OKABE_ITO[k % 7], alpha=0.55, linewidth=0.9, label=f"seed {seed}")
-        if len(curves) > 1:
-            fpr_grid, tpr_mean = mean_roc(curves)
-            axis.plot(fpr_grid, tpr_mean, color="black", linewidth=1.6, label="mean")
-        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
-        std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
-        axis.set_xlabel("false-positive rate (FRI called FRII)")
-        axis.set_ylabel(f"true-positive rate ({positive_class})")
-        axis.set_title(f"{variant.label}\nAUROC {np.mean(areas):.3f} $\\pm$ {std:.3f} ({len(runs)} seeds, "
-                       f"{runs[0][1]['n_samples']} test)", fontsize=8)
-        axis.set_xlim(-0.02, 1.02)
-        axis.set_ylim(-0.02, 1.02)
-        axis.set_aspect("equal")
-        axis.legend(frameon=False, loc="lower right", fontsize=6)
-        axis.grid(alpha=0.3)
-    save_figure(figure, stem, title="ROC curves on the test split, FRII positive")
+        _panel(axis, variant, runs, positive_class)
+        one_vs_rest = one_vs_rest or "roc_curves" in runs[0][1]
+        names = runs[0][1].get("class_names", names)
+    title = "one-vs-rest per class" if one_vs_rest else f"{positive_class or names[1]} positive"
+    save_figure(figure, stem, title=f"ROC curves on the test split, {title}")

@@ -9,11 +9,21 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
+from rgmorph.metrics import class_names_from_columns
 
 PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUC (FRII positive)")]
+MULTICLASS_PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUC (one-vs-rest mean)")]
 KIND_COLOURS = {"scratch": OKABE_ITO[0], "transfer": OKABE_ITO[1]}
 KIND_MARKERS = {"scratch": "o", "transfer": "s"}
 NO_TRANSFER = "No transfer-learning runs configured:\nonly the from-scratch baselines are shown"
+
+
+def default_panels(columns) -> list[tuple[str, str]]:
+    """PANELS for a two-class runs table (class 1 positive), MULTICLASS_PANELS for more classes."""
+    names = class_names_from_columns(columns)
+    if len(names) > 2:
+        return MULTICLASS_PANELS
+    return [(metric, label.replace("FRII", names[1] if names else "FRII")) for metric, label in PANELS]
 
 
 def _setting(row) -> str:
@@ -22,9 +32,10 @@ def _setting(row) -> str:
     return f"{row['model']}\nfrom scratch"
 
 
-def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=PANELS) -> None:
+def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=None) -> None:
     runs = pd.read_csv(runs_path, keep_default_na=False, na_values=[""],
                        dtype={"kind": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str})
+    panels = default_panels(runs.columns) if panels is None else panels
     runs["pretrained_on"] = runs["pretrained_on"].fillna("")
     has_transfer = bool((runs["kind"] == "transfer").any())
     if has_transfer:  # only the models that have a transfer variant, with their baselines

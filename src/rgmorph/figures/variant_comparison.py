@@ -9,14 +9,28 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, SURVEY_COLOURS, empty_state, save_figure
+from rgmorph.metrics import class_names_from_columns
 
 PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUROC (FRII positive)"),
           ("tpr10_FRII", "test TPR10 (FRII positive)")]
+# more than two classes: AUROC is the mean of the one-vs-rest AUROCs
+MULTICLASS_PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUROC (one-vs-rest mean)"),
+                     ("macro_f1", "test macro-F1")]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 
 
-def plot_variant_comparison(runs_path: str | Path, stem: str | Path, panels=PANELS) -> None:
+def default_panels(columns) -> list[tuple[str, str]]:
+    """PANELS for a two-class runs table (class 1 positive), MULTICLASS_PANELS for more classes."""
+    names = class_names_from_columns(columns)
+    if len(names) <= 2:
+        positive = names[1] if len(names) == 2 else "FRII"
+        return [(metric.replace("FRII", positive), label.replace("FRII", positive)) for metric, label in PANELS]
+    return MULTICLASS_PANELS
+
+
+def plot_variant_comparison(runs_path: str | Path, stem: str | Path, panels=None) -> None:
     runs = pd.read_csv(runs_path)
+    panels = default_panels(runs.columns) if panels is None else panels
     runs = runs[runs["kind"] == "scratch"]
     models = sorted(runs["model"].unique())
     surveys = sorted(runs["survey"].unique(), key=lambda s: (s not in SURVEY_COLOURS, s))
