@@ -42,6 +42,8 @@ results_dir = "results"
 for path in sys.argv[1:]:
     results_dir = (yaml.safe_load(open(path)) or {}).get("results_dir", results_dir)
 print(results_dir)' "${CONFIG[@]}")
-rm -rf -- "$results/figures"
+# never an empty or root results_dir: "rm -rf /figures" is not a way to regenerate figures
+case "$results" in "" | / | *..*) echo "dvc-pull: results_dir '$results' must be a folder inside the project" >&2; exit 2 ;; esac
+rm -rf -- "${results:?}/figures"
 snakemake --profile workflow/profiles/default --configfile "${CONFIG[@]}" --touch --forceall --quiet rules
 echo "dvc-pull: every output on disk is up to date for Snakemake; 'snakemake --profile workflow/profiles/default --configfile ${CONFIG[*]}' makes the rest (figures)." >&2

@@ -328,3 +328,14 @@ def test_preprocess_lists_every_missing_cutout_before_processing_any(tmp_path, s
                                               r"it belongs to another catalogue: rerun the fetch step"):
         extra = pd.concat([sources, sources.head(1).assign(name="extra")], ignore_index=True)
         build_dataset(extra, manifest, tmp_path / "out", tmp_path / "d.npz", CLASS_NAMES, "FIRST")
+
+
+@pytest.mark.parametrize("results_dir", ["", "  ", "/", "../elsewhere", "results/../..", "results; rm -rf ~", "a$HOME"])
+def test_a_results_dir_that_would_become_a_dangerous_path_or_shell_word_is_refused(results_dir):
+    problems = config_check.results_dir_problems(results_dir)
+    assert len(problems) == 1 and problems[0].startswith("config key results_dir:")
+
+
+def test_ordinary_results_dirs_are_accepted(tmp_path):
+    for results_dir in ("results", "results/quickstart", str(tmp_path / "results")):
+        assert config_check.results_dir_problems(results_dir) == []

@@ -55,6 +55,16 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
     return sorted(line for error in validator.iter_errors(config) for line in _describe(error))
 
 
+def results_dir_problems(results_dir: str) -> list[str]:
+    """results_dir becomes paths and shell words (dvc.yaml, scripts/dvc-pull.sh): no empty, root or '..' path."""
+    parts = Path(results_dir).parts
+    if not results_dir.strip() or Path(results_dir) == Path("/") or ".." in parts:
+        return [f"config key results_dir: {results_dir!r} must name a folder (not empty, not '/', without '..')"]
+    if any(character in results_dir for character in "\n\"'`$;&|"):
+        return [f"config key results_dir: {results_dir!r} holds a character that shells read specially"]
+    return []
+
+
 def model_problems(models: list[str], available: list[str]) -> list[str]:
     return [f"config key train.models: unknown model '{name}'{_suggest(name, available)}; available: {available}"
             for name in models if name not in available]

@@ -37,7 +37,8 @@ def check_names():
     """Unknown models, bad transfer settings and (for a mirror) unmirrored surveys, before any job runs."""
     from rgmorph import models
 
-    problems = config_check.model_problems(MODELS, models.variants())
+    problems = config_check.results_dir_problems(RESULTS)
+    problems += config_check.model_problems(MODELS, models.variants())
     problems += config_check.transfer_problems(config["transfer"], models.variants(), models.available())
     # The mirror matters only while some survey still has to be fetched.
     if not all(os.path.exists(layout.manifest(RESULTS, survey)) for survey in SURVEYS):
