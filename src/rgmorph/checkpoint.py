@@ -22,7 +22,7 @@ import torch
 
 import rgmorph
 from rgmorph import models
-from rgmorph.files import write_bytes_atomic, write_json_atomic
+from rgmorph.files import checked_read, write_bytes_atomic, write_json_atomic
 
 RUN_INFO_SUFFIX = ".run.json"
 
@@ -100,7 +100,8 @@ def save_checkpoint(path: str | Path, checkpoint: dict, run_info: dict) -> dict:
 def load_safely(path: str | Path, map_location: torch.device | str = "cpu"):
     """``torch.load`` of tensors and plain data only; anything else is refused, naming the file."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with checked_read(path, remade_by="train"):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UnsafeCheckpointError(

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rgmorph.files import checked_read
+
 
 def load_dataset(path: str | Path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
+    with checked_read(path, remade_by="preprocess"), np.load(path, allow_pickle=False) as data:
         dataset = {key: data[key] for key in data.files}
     dataset["class_names"] = [str(name) for name in dataset["class_names"]]
     dataset["survey"] = str(dataset["survey"])

@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import tempfile
+import zipfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,3 +147,22 @@ def remove_stale_parts(directory: str | Path, max_age_s: float = STALE_PART_AGE_
     if removed:
         log.info("removed %d partial file(s) left in %s by an interrupted run", removed, directory)
     return removed
+
+
+class DamagedFileError(RuntimeError):
+    """An input file that cannot be read; the message names it and the rule that remakes it."""
+
+
+@contextmanager
+def checked_read(path: str | Path, remade_by: str):
+    """Reading ``path`` inside this block: a damaged file (truncated, corrupt) is set aside as
+    ``<name>.damaged`` (so that Snakemake remakes it on the next run) and named in the error."""
+    try:
+        yield
+    except (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
+        if isinstance(error, (FileNotFoundError, DamagedFileError)) or not Path(path).is_file():
+            raise
+        aside = Path(path).with_name(Path(path).name + ".damaged")
+        os.replace(path, aside)
+        raise DamagedFileError(f"{path} is damaged ({type(error).__name__}: {error}); it was moved to {aside.name}: "
+                               f"rerun and the '{remade_by}' rule remakes it") from error
