@@ -83,24 +83,56 @@ def transfer_problems(transfer: dict, available: list[str], networks: list[str])
 
 
 def mirror_problems(config: dict) -> list[str]:
-    """For ``fetch.source: mirror``: the mirror has an index that holds every configured survey."""
+    """For ``fetch.source: mirror``: each mirror has an index and together they hold every configured
+    survey. For ``fetch.source: files``: every survey has a file column that the catalogue carries."""
     fetch = config.get("fetch", {})
-    if fetch.get("source", "mirror") != "mirror":
+    source = fetch.get("source", "mirror")
+    if source == "files":
+        return _file_column_problems(config)
+    if source != "mirror":
         return []  # SkyView's survey list is only known online: the fetch step checks it first thing
-    from rgmorph.fetch import MIRROR_ENVIRONMENT_VARIABLE, FetchError, read_mirror_index
+    from rgmorph.fetch import MIRROR_ENVIRONMENT_VARIABLE, FetchError, mirror_dirs, mirror_setting, read_mirror_index
 
-    mirror_dir = os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) or fetch.get("mirror_dir")
+    roots = mirror_dirs(mirror_setting(fetch.get("mirror_dir")))
     where = f"${MIRROR_ENVIRONMENT_VARIABLE}" if os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) else "config key fetch.mirror_dir"
-    if not mirror_dir:
+    if not roots:
         return [f"config key fetch.mirror_dir: not set, but fetch.source is 'mirror'"]
-    try:
-        index = read_mirror_index(mirror_dir)
-    except FetchError as exc:
-        return [f"{where}: {exc}"]
-    held = sorted(index["survey"].unique())
-    return [f"config key surveys.{key}.skyview_name: the mirror {mirror_dir} holds no '{survey['skyview_name']}' "
-            f"cutouts{_suggest(survey['skyview_name'], held)}; it holds {held}"
+    held, problems = set(), []
+    for root in roots:
+        try:
+            held |= set(read_mirror_index(root)["survey"].unique())
+        except FetchError as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        return problems
+    held = sorted(held)
+    what = f"the mirror {roots[0]} holds no" if len(roots) == 1 else f"none of the mirrors ({', '.join(roots)}) holds"
+    return [f"config key surveys.{key}.skyview_name: {what} '{survey['skyview_name']}' "
+            f"cutouts{_suggest(survey['skyview_name'], held)}; {'it holds' if len(roots) == 1 else 'they hold'} {held}"
             for key, survey in config.get("surveys", {}).items() if survey.get("skyview_name") not in held]
+
+
+def _file_column_problems(config: dict) -> list[str]:
+    """``fetch.source: files``: each survey's ``fetch.file_columns`` entry exists and is carried into sources.csv."""
+    fetch, catalogue = config.get("fetch", {}), config.get("catalogue", {})
+    columns = fetch.get("file_columns") or {}
+    entries = catalogue.get("sources") or [catalogue]
+    carried = [set(entry.get("carry") or []) for entry in entries]
+    problems = []
+    for key in config.get("surveys", {}):
+        column = columns.get(key)
+        if not column:
+            problems.append(f"config key fetch.file_columns.{key}: not set, but fetch.source is 'files'; name the "
+                            "catalogue column that holds each source's file")
+        elif not any(column in carry for carry in carried):
+            problems.append(f"config key catalogue.carry: lacks '{column}' (fetch.file_columns.{key}); the catalogue "
+                            "step must carry it into sources.csv")
+    problems += [f"config key fetch.file_columns.{key}: no survey '{key}' in surveys"
+                 f"{_suggest(key, config.get('surveys', {}))}" for key in columns if key not in config.get("surveys", {})]
+    files_dir = fetch.get("files_dir")
+    if files_dir and not Path(files_dir).is_dir():
+        problems.append(f"config key fetch.files_dir: {files_dir} is not a directory")
+    return problems
 
 
 def raise_if_any(problems: list[str], what: str) -> None:

@@ -1,4 +1,10 @@
-"""Stage 2: fetch FITS cutouts from NASA SkyView (through astroquery) or from a local mirror.
+"""Stage 2: fetch FITS cutouts from NASA SkyView (through astroquery), from local mirrors, or from your own files.
+
+``fetch.source``: ``skyview``; ``mirror`` (``fetch.mirror_dir``: one directory laid out like
+shared/skyview-mirror, or a list of them: each source's cutout comes from the first mirror whose
+index.csv holds it); ``files`` (your own cutouts, for surveys SkyView does not serve: a sources.csv
+column, ``fetch.file_columns[<survey>]``, names each source's FITS/PNG/JPEG file, relative paths
+resolved against ``fetch.files_dir``; see ``FileSource``).
 
 Every file is kept byte for byte as served (FIRST headers hold tabs that astropy will not write
 back), capped at ``fetch.max_cutout_bytes``, checked to be a 2-D image of the requested size
@@ -24,13 +30,14 @@ import importlib.metadata
 import io
 import json
 import logging
+import os
 import platform
 import threading
 import time
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +62,9 @@ MIRROR_INDEX_COLUMNS = ["survey", "ra_deg", "dec_deg", "file", "sha256"]
 MIRROR_MATCH_ARCSEC = 3.0
 USABLE_STATUSES = ("ok", "retried", "present")
 ON_FAILURE_CHOICES = ("stop", "exclude")
+SOURCE_CHOICES = ("mirror", "skyview", "files")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BLANK_DETAIL = "outside the survey footprint (all NaN/zero)"
 NOT_ATTEMPTED = "not attempted"
 MAX_CUTOUT_BYTES = 50_000_000  # a 150x150 float32 cutout is ~0.1 MB; SkyView's largest are a few MB
@@ -89,8 +99,8 @@ def _is_number(value, strict: bool = False) -> bool:
 
 @dataclass(frozen=True)
 class FetchSettings:
-    source: str = "mirror"  # 'mirror' or 'skyview'
-    mirror_dir: str | None = None
+    source: str = "mirror"  # 'mirror', 'skyview' or 'files'
+    mirror_dir: str | list[str] | None = None  # one mirror, or several tried in order
     skyview_url: str = "https://skyview.gsfc.nasa.gov/current/cgi/basicform.pl"
     timeout_s: float = 60.0
     retries: int = 3
@@ -103,11 +113,22 @@ class FetchSettings:
     # is down, and going on would only burn the retries of every remaining source. 0: never.
     max_consecutive_failures: int = 10
     max_cutout_bytes: int = MAX_CUTOUT_BYTES  # cap on one download or one gunzipped mirror file
+    # source 'files': base directory of relative file paths (None: the working directory), and
+    # per survey the sources.csv column (carried from the catalogue) naming each source's file.
+    files_dir: str | None = None
+    file_columns: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.source not in ("mirror", "skyview"):
-            problems.append(f"fetch.source must be 'mirror' or 'skyview', not {self.source!r}")
+        if self.source not in SOURCE_CHOICES:
+            problems.append(f"fetch.source must be one of {list(SOURCE_CHOICES)}, not {self.source!r}")
+        if not isinstance(self.file_columns, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in self.file_columns.items()):
+            problems.append(f"fetch.file_columns must map survey names to column names, not {self.file_columns!r}")
+        if self.mirror_dir is not None and not (isinstance(self.mirror_dir, str) or (
+                isinstance(self.mirror_dir, (list, tuple)) and self.mirror_dir
+                and all(isinstance(d, str) and d for d in self.mirror_dir))):
+            problems.append(f"fetch.mirror_dir must be a directory or a non-empty list of them, not {self.mirror_dir!r}")
         if self.on_failure not in ON_FAILURE_CHOICES:
             problems.append(f"fetch.on_failure must be one of {list(ON_FAILURE_CHOICES)}, not {self.on_failure!r}")
         for key, minimum in (("retries", 0), ("max_consecutive_failures", 0), ("max_concurrent", 1),
@@ -326,6 +347,189 @@ def read_mirror_index(mirror_dir: str | Path) -> pd.DataFrame:
     return index
 
 
+def mirror_dirs(value) -> list[str]:
+    """``fetch.mirror_dir`` (or ``$RGMORPH_SKYVIEW_MIRROR``) as a list: a list as it is; a string split
+    at ``os.pathsep`` (':' on Linux), so that one variable can name several mirrors; None: []."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [part for part in value.split(os.pathsep) if part]
+    return [str(part) for part in value]
+
+
+def mirror_setting(config_value):
+    """The mirror(s) to read: ``$RGMORPH_SKYVIEW_MIRROR`` when set (one directory, or several joined
+    by ``os.pathsep``), else the config's ``fetch.mirror_dir`` (a directory or a list)."""
+    return os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) or config_value
+
+
+class MirrorSet:
+    """Several mirrors in order: a source's cutout comes from the first whose index.csv holds it."""
+
+    def __init__(self, mirror_dirs_: list[str | Path], max_bytes: int = MAX_CUTOUT_BYTES):
+        self.mirrors = [MirrorSource(root, max_bytes) for root in mirror_dirs_]
+        self.requests = 0
+        self._names = ", ".join(str(m.root) for m in self.mirrors)
+
+    def _holding(self, survey: Survey) -> list[MirrorSource]:
+        return [m for m in self.mirrors if (m.index["survey"] == survey.skyview_name).any()]
+
+    def _find(self, survey: Survey, ra_deg: float, dec_deg: float) -> tuple[MirrorSource, pd.Series]:
+        for mirror in self._holding(survey):
+            try:
+                return mirror, mirror._locate(survey, ra_deg, dec_deg)
+            except PermanentFetchError:
+                continue
+        raise PermanentFetchError(f"none of the mirrors ({self._names}) has a '{survey.skyview_name}' cutout "
+                                  f"within {MIRROR_MATCH_ARCSEC} arcsec")
+
+    def preflight(self, survey: Survey, sources: pd.DataFrame, settings: FetchSettings) -> None:
+        if not self._holding(survey):
+            held = sorted(set().union(*(set(m.index["survey"]) for m in self.mirrors)))
+            raise FetchError(
+                f"none of the mirrors ({self._names}) holds '{survey.skyview_name}' cutouts (config "
+                f"surveys.{survey.key}.skyview_name); their index.csv files list {held}. Use one of those names or "
+                "add a mirror that holds this survey."
+            )
+        problems = []
+        for row in sources.itertuples(index=False):
+            try:
+                mirror, entry = self._find(survey, row.ra_deg, row.dec_deg)
+            except PermanentFetchError:
+                continue  # that source's own failure (fetch.on_failure)
+            try:
+                mirror._read(entry)
+            except PermanentFetchError as exc:
+                problems.append(f"{mirror.root}/index.csv line {entry.name + 2} ({entry['file']}): {exc}")
+        if problems:
+            listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+            raise FetchError(
+                f"mirrors damaged: {len(problems)} {survey.key} cutout(s) that the catalogue needs cannot be used:\n"
+                f"  {listing}\nRe-copy these files from the original mirror (or fix index.csv), then rerun."
+            )
+
+    def expected_sha256(self, survey: Survey, ra_deg: float, dec_deg: float) -> str:
+        return self._find(survey, ra_deg, dec_deg)[1]["sha256"]
+
+    def get(self, survey: Survey, ra_deg: float, dec_deg: float) -> bytes:
+        mirror, entry = self._find(survey, ra_deg, dec_deg)
+        return mirror._read(entry)
+
+
+def image_file_to_array(path: Path) -> np.ndarray:
+    """A PNG/JPEG as a 2-D float32 array, rows flipped so that row 0 is the bottom as in FITS.
+    Grey images keep their values (8 or 16 bit, or float); RGB(A) and palette images become
+    their luminance 0.299 R + 0.587 G + 0.114 B (alpha dropped); grey+alpha keeps the grey channel."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                image = image.convert("RGB")
+            array = np.asarray(image, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise PermanentFetchError(f"unreadable image ({exc})") from None
+    if array.ndim == 3:
+        array = (array[..., 0] if array.shape[2] < 3
+                 else 0.299 * array[..., 0] + 0.587 * array[..., 1] + 0.114 * array[..., 2])
+    if array.ndim != 2:
+        raise PermanentFetchError(f"image has {array.ndim} dimensions, not 2")
+    return np.ascontiguousarray(np.flipud(array), dtype=np.float32)
+
+
+def fits_bytes(image: np.ndarray, origin: Path) -> bytes:
+    """A FITS file holding ``image``, with the file it came from in its header (deterministic bytes)."""
+    hdu = fits.PrimaryHDU(image.astype(np.float32))
+    hdu.header["ORIGFILE"] = (origin.name[-68:], "image file this cutout was converted from")
+    hdu.header["COMMENT"] = "Converted by rgmorph.fetch (fetch.source: files); rows flipped to FITS order."
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    return buffer.getvalue()
+
+
+class FileSource:
+    """Your own cutouts: a sources.csv column (``fetch.file_columns[<survey>]``, carried from the
+    catalogue with ``catalogue.carry``) names each source's file; relative paths are resolved against
+    ``fetch.files_dir``. FITS files (.fits, .fit, .fts, optionally .gz) are kept byte for byte
+    (gunzipped); PNG/JPEG files are read with Pillow (see ``image_file_to_array``) and written as a
+    FITS file, so the preprocess step reads every cutout the same way. Each is checked like a fetched
+    cutout (2-D, ``surveys.<name>.pixels`` square, not blank); a file that is missing, unreadable or
+    wrong fails its source with its sources.csv line, name and path (fetch.on_failure then applies)."""
+
+    def __init__(self, file_columns: dict, files_dir: str | Path | None = None, max_bytes: int = MAX_CUTOUT_BYTES):
+        self.file_columns = dict(file_columns)
+        self.files_dir = Path(files_dir) if files_dir else None
+        self.max_bytes = max_bytes
+        self.requests = 0
+        self._rows = {}  # (ra, dec) -> (sources.csv line, name, path or None)
+        self._pixels = None
+
+    def preflight(self, survey: Survey, sources: pd.DataFrame, settings: FetchSettings) -> None:
+        column = self.file_columns.get(survey.key)
+        if not column:
+            raise FetchError(f"fetch.source is 'files' but fetch.file_columns names no column for survey {survey.key}; "
+                             f"add `{survey.key}: <catalogue column holding each source's file>`")
+        if column not in sources.columns:
+            raise FetchError(f"sources.csv has no column '{column}' (fetch.file_columns.{survey.key}); list it under "
+                             f"the catalogue's carry so that the catalogue step copies it into sources.csv "
+                             f"(sources.csv has {list(sources.columns)})")
+        if self.files_dir is not None and not self.files_dir.is_dir():
+            raise FetchError(f"fetch.files_dir {self.files_dir} is not a directory")
+        for line, (row, value) in enumerate(zip(sources.itertuples(index=False), sources[column]), start=2):
+            path = None
+            if isinstance(value, str) and value.strip():
+                path = Path(value.strip())
+                if not path.is_absolute() and self.files_dir is not None:
+                    path = self.files_dir / path
+            self._rows[(row.ra_deg, row.dec_deg)] = (line, row.name, path, column)
+
+    def _where(self, ra_deg: float, dec_deg: float) -> tuple[str, Path | None]:
+        line, name, path, column = self._rows[(ra_deg, dec_deg)]
+        return f"source {name} (sources.csv line {line}, column {column})", path
+
+    def _load(self, survey: Survey, ra_deg: float, dec_deg: float) -> bytes:
+        where, path = self._where(ra_deg, dec_deg)
+        if path is None:
+            raise PermanentFetchError(f"{where}: no file named")
+        if not path.is_file():
+            raise PermanentFetchError(f"{where}: file {path} is missing")
+        name = path.name.lower()
+        try:
+            if name.endswith(FITS_SUFFIXES):
+                if path.stat().st_size > self.max_bytes and not name.endswith(".gz"):
+                    raise too_large(str(path), self.max_bytes)
+                try:
+                    with (gzip.open if name.endswith(".gz") else open)(path, "rb") as handle:
+                        data = handle.read(self.max_bytes + 1)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise PermanentFetchError(f"cannot read it ({exc})") from None
+                if len(data) > self.max_bytes:
+                    raise too_large(f"{path} (uncompressed)", self.max_bytes)
+                check_cutout(data, survey.pixels)
+                return data
+            if name.endswith(IMAGE_SUFFIXES):
+                if path.stat().st_size > self.max_bytes:
+                    raise too_large(str(path), self.max_bytes)
+                image = image_file_to_array(path)
+                if image.shape != (survey.pixels, survey.pixels):
+                    raise PermanentFetchError(f"image is {image.shape[0]}x{image.shape[1]}, expected "
+                                              f"{survey.pixels}x{survey.pixels} (surveys.{survey.key}.pixels)")
+                if is_blank(image):
+                    raise PermanentFetchError("blank image (all NaN/zero)")
+                return fits_bytes(image, path)
+        except (PermanentFetchError, RetryableFetchError) as exc:
+            raise PermanentFetchError(f"{where}: file {path}: {exc}") from None
+        raise PermanentFetchError(f"{where}: file {path}: unsupported type; use FITS ({', '.join(FITS_SUFFIXES)}) "
+                                  f"or {', '.join(IMAGE_SUFFIXES)}")
+
+    def expected_sha256(self, survey: Survey, ra_deg: float, dec_deg: float) -> str:
+        return sha256_bytes(self._load(survey, ra_deg, dec_deg))
+
+    def get(self, survey: Survey, ra_deg: float, dec_deg: float) -> bytes:
+        return self._load(survey, ra_deg, dec_deg)
+
+
 def _describe(exc: Exception) -> str:
     """A short, human reason for a requests exception."""
     import requests
@@ -510,9 +714,14 @@ def make_source(settings: FetchSettings):
     if settings.source == "skyview":
         limiter = RateLimiter(settings.max_requests_per_s)
         return SkyViewSource(settings.skyview_url, settings.timeout_s, limiter, settings.max_cutout_bytes)
-    if not settings.mirror_dir:
+    if settings.source == "files":
+        return FileSource(settings.file_columns, settings.files_dir, settings.max_cutout_bytes)
+    roots = mirror_dirs(settings.mirror_dir)
+    if not roots:
         raise FetchError(f"fetch.source is 'mirror' but no mirror directory is set (fetch.mirror_dir or ${MIRROR_ENVIRONMENT_VARIABLE})")
-    return MirrorSource(settings.mirror_dir, settings.max_cutout_bytes)
+    if len(roots) == 1:
+        return MirrorSource(roots[0], settings.max_cutout_bytes)
+    return MirrorSet(roots, settings.max_cutout_bytes)
 
 
 def _existing_file_problem(target: Path, survey: Survey, expected: str | None) -> str | None:
@@ -681,7 +890,9 @@ def fetch_survey(sources: pd.DataFrame, survey: Survey, out_dir: str | Path, man
     the manifest of a failed job. The manifest is written only when the run goes on.
     """
     out_dir, report_path = Path(out_dir), report_path_for(manifest_path)
-    origin = settings.mirror_dir if settings.source == "mirror" else settings.skyview_url
+    origin = {"mirror": lambda: ", ".join(mirror_dirs(settings.mirror_dir)), "skyview": lambda: settings.skyview_url,
+              "files": lambda: f"files named by sources.csv column {settings.file_columns.get(survey.key)!r}"
+                               + (f" under {settings.files_dir}" if settings.files_dir else "")}[settings.source]()
     started, source = time.monotonic(), None
 
     def write_report(manifest: pd.DataFrame, outcome: str, error: str | None) -> None:
