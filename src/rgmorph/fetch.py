@@ -236,6 +236,26 @@ class RateLimiter:
         time.sleep(max(0.0, slot - now))
 
 
+def _raise_if_unreadable(sources: pd.DataFrame, survey: Survey, find, where: str, name_mirror: bool = False) -> None:
+    """Before fetching: every mirror file the catalogue needs reads and matches its sha256. ``find(survey, ra,
+    dec)`` -> (mirror, index row); a position no mirror holds is that source's own failure (fetch.on_failure)."""
+    problems = []
+    for row in sources.itertuples(index=False):
+        try:
+            mirror, entry = find(survey, row.ra_deg, row.dec_deg)
+        except PermanentFetchError:
+            continue
+        try:
+            mirror._read(entry)
+        except PermanentFetchError as exc:
+            index = f"{mirror.root}/index.csv" if name_mirror else "index.csv"
+            problems.append(f"{index} line {entry.name + 2} ({entry['file']}): {exc}")
+    if problems:
+        listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise FetchError(f"{where} damaged: {len(problems)} {survey.key} cutout(s) that the catalogue needs cannot be "
+                         f"used:\n  {listing}\nRe-copy these files from the original mirror (or fix index.csv), then rerun.")
+
+
 class MirrorSource:
     """Cutouts from a directory laid out like SkyView's mirror: index.csv + <survey>/<ra><dec>.fits.gz."""
 
@@ -274,22 +294,8 @@ class MirrorSource:
                 f"mirror {self.root} holds no '{survey.skyview_name}' cutouts (config surveys.{survey.key}.skyview_name); "
                 f"its index.csv lists {held}. Use one of those names or a mirror that holds this survey."
             )
-        problems = []
-        for row in sources.itertuples(index=False):
-            try:
-                entry = self._locate(survey, row.ra_deg, row.dec_deg)
-            except PermanentFetchError:
-                continue  # a position the mirror lacks is that source's own failure (fetch.on_failure)
-            try:
-                self._read(entry)
-            except PermanentFetchError as exc:
-                problems.append(f"index.csv line {entry.name + 2} ({entry['file']}): {exc}")
-        if problems:
-            listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-            raise FetchError(
-                f"mirror {self.root} is damaged: {len(problems)} {survey.key} cutout(s) that the catalogue needs "
-                f"cannot be used:\n  {listing}\nRe-copy these files from the original mirror (or fix index.csv), then rerun."
-            )
+        _raise_if_unreadable(sources, survey, lambda *position: (self, self._locate(*position)),
+                             f"mirror {self.root} is")
 
     def _read(self, entry: pd.Series) -> bytes:
         """The (gunzipped) file of an index row, checked against its size cap and sha256."""
@@ -391,22 +397,7 @@ class MirrorSet:
                 f"surveys.{survey.key}.skyview_name); their index.csv files list {held}. Use one of those names or "
                 "add a mirror that holds this survey."
             )
-        problems = []
-        for row in sources.itertuples(index=False):
-            try:
-                mirror, entry = self._find(survey, row.ra_deg, row.dec_deg)
-            except PermanentFetchError:
-                continue  # that source's own failure (fetch.on_failure)
-            try:
-                mirror._read(entry)
-            except PermanentFetchError as exc:
-                problems.append(f"{mirror.root}/index.csv line {entry.name + 2} ({entry['file']}): {exc}")
-        if problems:
-            listing = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
-            raise FetchError(
-                f"mirrors damaged: {len(problems)} {survey.key} cutout(s) that the catalogue needs cannot be used:\n"
-                f"  {listing}\nRe-copy these files from the original mirror (or fix index.csv), then rerun."
-            )
+        _raise_if_unreadable(sources, survey, self._find, "mirrors", name_mirror=True)
 
     def expected_sha256(self, survey: Survey, ra_deg: float, dec_deg: float) -> str:
         return self._find(survey, ra_deg, dec_deg)[1]["sha256"]
