@@ -108,7 +108,7 @@ def test_kill9_after_epoch_2_then_a_rerun_gives_the_uninterrupted_result(dataset
     _assert_same_results(tmp_path, uninterrupted)
 
 
-def test_state_from_other_settings_is_not_resumed(dataset, tmp_path):
+def _epochs_after_a_crash_and_a_rerun_with(dataset, tmp_path, other: TrainSettings) -> list[int]:
     def crash(epoch):
         if epoch == 1:
             raise Interrupted
@@ -116,9 +116,14 @@ def test_state_from_other_settings_is_not_resumed(dataset, tmp_path):
     with pytest.raises(Interrupted):
         _train(dataset, tmp_path, on_epoch_end=crash)
     epochs = []
-    other = TrainSettings(epochs=2, batch_size=8, threads=1, device="cpu", learning_rate=5e-4)
     _train(dataset, tmp_path, settings=other, on_epoch_end=epochs.append)
-    assert epochs == [1, 2]  # started again: the saved state was for another learning rate
+    return epochs
+
+
+def test_state_from_other_settings_is_not_resumed(dataset, tmp_path):
+    other = TrainSettings(epochs=2, batch_size=8, threads=1, device="cpu", learning_rate=5e-4)
+    # started again: the saved state was for another learning rate
+    assert _epochs_after_a_crash_and_a_rerun_with(dataset, tmp_path, other) == [1, 2]
 
 
 def test_a_damaged_state_file_means_a_fresh_start(dataset, tmp_path):
@@ -132,13 +137,6 @@ def test_a_damaged_state_file_means_a_fresh_start(dataset, tmp_path):
 
 
 def test_state_from_another_thread_count_is_not_resumed(dataset, tmp_path):
-    def crash(epoch):
-        if epoch == 1:
-            raise Interrupted
-
-    with pytest.raises(Interrupted):
-        _train(dataset, tmp_path, on_epoch_end=crash)
-    epochs = []
     other = TrainSettings(epochs=2, batch_size=8, threads=2, device="cpu")
-    _train(dataset, tmp_path, settings=other, on_epoch_end=epochs.append)
-    assert epochs == [1, 2]  # on the CPU the thread count can change the sums: started again
+    # on the CPU the thread count can change the sums: started again
+    assert _epochs_after_a_crash_and_a_rerun_with(dataset, tmp_path, other) == [1, 2]
