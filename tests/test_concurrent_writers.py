@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from rgmorph.files import _owner_tag, atomic_path, is_stale_part, part_target_name, remove_stale_parts
 

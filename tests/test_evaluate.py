@@ -8,15 +8,8 @@ import pandas as pd
 import pytest
 
 import tiny_results
-from rgmorph.evaluate import (
-    GROUP_COLUMNS,
-    bootstrap_intervals,
-    flatten_report,
-    metric_names,
-    scalar_metrics,
-    summarise_runs,
-)
-from rgmorph.metrics import binary_classification_report
+from rgmorph.evaluate import GROUP_COLUMNS, flatten_report, summarise_runs
+from rgmorph.metrics import binary_classification_report, bootstrap_intervals, metric_names, scalar_metrics
 
 # 8 test sources, FRII (1) positive; scores sorted high to low:
 #   score: 0.9 0.8 0.7 0.7 0.6 0.4 0.3 0.1

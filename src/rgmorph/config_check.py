@@ -96,7 +96,7 @@ def mirror_problems(config: dict) -> list[str]:
     roots = mirror_dirs(mirror_setting(fetch.get("mirror_dir")))
     where = f"${MIRROR_ENVIRONMENT_VARIABLE}" if os.environ.get(MIRROR_ENVIRONMENT_VARIABLE) else "config key fetch.mirror_dir"
     if not roots:
-        return [f"config key fetch.mirror_dir: not set, but fetch.source is 'mirror'"]
+        return ["config key fetch.mirror_dir: not set, but fetch.source is 'mirror'"]
     held, problems = set(), []
     for root in roots:
         try:

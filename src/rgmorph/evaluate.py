@@ -26,13 +26,12 @@ import pandas as pd
 
 from rgmorph.layout import Run
 from rgmorph.files import sha256_file, write_csv_atomic, write_json_atomic
-from rgmorph.metrics import (  # noqa: F401  (metric_names, scalar_metrics are re-exported for callers)
+from rgmorph.metrics import (
     bootstrap_intervals,
     bootstrap_mean,
     classification_report,
     classification_scores,
     metric_names,
-    scalar_metrics,
 )
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+from rgmorph.settings import SCHEMA
 
 
 @functools.cache

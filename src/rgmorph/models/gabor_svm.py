@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import scipy.fft
@@ -231,12 +230,6 @@ class GaborSVM:
             classes=_restored(state["classes"]), method=state["method"])
         return model
 
-    def save(self, path: str | Path) -> None:
-        torch.save(self.state(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> GaborSVM:
-        return cls.from_state(torch.load(path, weights_only=True))
 
 
 def build(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> GaborSVM:
