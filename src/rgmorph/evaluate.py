@@ -54,7 +54,8 @@ _TRANSFER_DETAILS = ("pretrained_checkpoint", "pretrained_checkpoint_sha256", "f
 
 def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, metrics_path: str | Path,
                         predictions_path: str | Path, n_resamples: int = N_RESAMPLES,
-                        bootstrap_seed: int = BOOTSTRAP_SEED, device: str = "cpu") -> dict:
+                        bootstrap_seed: int = BOOTSTRAP_SEED, device: str = "cpu", split: str = "test") -> dict:
+    """Score one checkpoint on one split of the dataset (``test``, or an extra one such as ``uncertain``)."""
     import torch
 
     from rgmorph.dataset import load_dataset
@@ -64,16 +65,19 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     dataset = load_dataset(dataset_path)
     if dataset["survey"] != checkpoint["survey"]:
         log.info("cross-survey evaluation: model trained on %s, tested on %s", checkpoint["survey"], dataset["survey"])
-    test = np.flatnonzero(dataset["split"] == "test")
+    test = np.flatnonzero(dataset["split"] == split)
+    if not len(test):
+        raise ValueError(f"{dataset_path}: no source in split {split!r} (splits present: "
+                         f"{sorted(set(dataset['split'].tolist()))}); check catalogue assign_split / evaluate.extra_splits")
     images = torch.from_numpy(dataset["images"][test]).unsqueeze(1)
     probabilities = torch.softmax(predict_logits(model, images), dim=1).numpy().astype(np.float64)
     labels = dataset["labels"][test]
     class_names = tuple(dataset["class_names"])
     report = classification_report(labels, probabilities, class_names)
-    report["split"] = "test"
+    report["split"] = split
     intervals = bootstrap_intervals([labels], [classification_scores(probabilities)], class_names, n_resamples,
                                     CONFIDENCE, bootstrap_seed)
-    report["bootstrap"] = {"method": "percentile bootstrap over test sources", "n_resamples": n_resamples,
+    report["bootstrap"] = {"method": f"percentile bootstrap over {split} sources", "n_resamples": n_resamples,
                            "confidence": CONFIDENCE, "seed": bootstrap_seed, "intervals": intervals}
     report["run"] = run_record(checkpoint, checkpoint_path, dataset["survey"])
     report["run"].update(dataset=str(dataset_path), dataset_sha256=sha256_file(dataset_path))
@@ -85,8 +89,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     })
     write_csv_atomic(predictions_path, predictions)
     write_json_atomic(metrics_path, report)
-    log.info("%s %s seed %s: test accuracy %.3f [%.3f, %.3f], AUROC %.3f on %d sources", checkpoint["model_name"],
-             dataset["survey"], checkpoint["seed"], report["accuracy"], intervals["accuracy"]["low"],
+    log.info("%s %s seed %s: %s accuracy %.3f [%.3f, %.3f], AUROC %.3f on %d sources", checkpoint["model_name"],
+             dataset["survey"], checkpoint["seed"], split, report["accuracy"], intervals["accuracy"]["low"],
              intervals["accuracy"]["high"], report["auroc"], len(test))
     return report
 

@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # the area (top-level folder) each per-run file lives in
-_AREA = {"checkpoint.pt": "models", "history.csv": "models", "metrics.json": "evaluation",
-         "predictions.csv": "evaluation"}
+_AREA = {"checkpoint.pt": "models", "history.csv": "models"}
+
+
+def _area(name: str) -> str:
+    if name.startswith(("metrics", "predictions")):
+        return "evaluation"
+    return _AREA[name]
+
+
 _RUN_PATH = re.compile(r"(?P<survey>[^/]+)/(?P<model>[^/]+)(?:/transfer-from-(?P<pretrained_on>[^/]+))?"
                        r"/seed(?P<seed>\d+)/(?P<file>[^/]+)$")
 
@@ -62,8 +69,9 @@ class Run:
         return f"{self.survey}/{self.model}{transfer}/seed{self.seed}"
 
     def file(self, results: str | Path, name: str) -> str:
-        """``name`` is one of checkpoint.pt, history.csv, metrics.json, predictions.csv."""
-        return f"{results}/{_AREA[name]}/{self.folder}/{name}"
+        """``name`` is checkpoint.pt, history.csv, or an evaluation file: metrics.json, predictions.csv,
+        or metrics_<split>.json / predictions_<split>.csv for an extra evaluation split."""
+        return f"{results}/{_area(name)}/{self.folder}/{name}"
 
     def log(self, results: str | Path, stage: str) -> str:
         return f"{results}/logs/{stage}/{self.folder}.log"

@@ -31,6 +31,7 @@ wildcard_constraints:
     source="|".join(SURVEYS),
     model="[a-z0-9_]+",
     seed=r"\d+",
+    split="[A-Za-z0-9_-]+",
 
 
 def check_names():
@@ -125,6 +126,7 @@ def final_outputs():
     return [
         layout.table(RESULTS, "runs.csv"),
         layout.table(RESULTS, "summary.csv"),
+        *[layout.table(RESULTS, f"summary_{split}.csv") for split in config["evaluate"]["extra_splits"]],
         *[layout.table(RESULTS, f"{name}_table.{ext}") for name in table_names() for ext in ("csv", "tex", "html")],
         *[layout.figure(RESULTS, name, ext) for name in figure_names() for ext in ("png", "pdf")],
     ]

@@ -5,6 +5,8 @@ rule evaluate:
     output:
         metrics=SCRATCH_RUN.file(RESULTS, "metrics.json"),
         predictions=SCRATCH_RUN.file(RESULTS, "predictions.csv"),
+    params:
+        split="test",
     log:
         SCRATCH_RUN.log(RESULTS, "evaluate"),
     conda:
@@ -23,6 +25,49 @@ use rule evaluate as evaluate_transfer with:
         predictions=TRANSFER_RUN.file(RESULTS, "predictions.csv"),
     log:
         TRANSFER_RUN.log(RESULTS, "evaluate"),
+
+
+# the same models scored on an extra split (evaluate.extra_splits, e.g. MiraBest's uncertain sources)
+use rule evaluate as evaluate_extra_split with:
+    output:
+        metrics=SCRATCH_RUN.file(RESULTS, "metrics_{split}.json"),
+        predictions=SCRATCH_RUN.file(RESULTS, "predictions_{split}.csv"),
+    params:
+        split=lambda wildcards: wildcards.split,
+    log:
+        SCRATCH_RUN.log(RESULTS, "evaluate_{split}"),
+
+
+use rule evaluate_transfer as evaluate_transfer_extra_split with:
+    output:
+        metrics=TRANSFER_RUN.file(RESULTS, "metrics_{split}.json"),
+        predictions=TRANSFER_RUN.file(RESULTS, "predictions_{split}.csv"),
+    params:
+        split=lambda wildcards: wildcards.split,
+    log:
+        TRANSFER_RUN.log(RESULTS, "evaluate_{split}"),
+
+
+# every run on one extra split, summarised like the test split (summary_<split>.csv)
+rule summarise_extra_split:
+    input:
+        metrics=lambda wildcards: run_files(f"metrics_{wildcards.split}.json"),
+        predictions=lambda wildcards: run_files(f"predictions_{wildcards.split}.csv"),
+    output:
+        runs=f"{RESULTS}/tables/runs_{{split}}.csv",
+        summary=report(
+            f"{RESULTS}/tables/summary_{{split}}.csv",
+            caption="../report/summary_extra_split.rst",
+            category="Tables",
+            subcategory="4. Extra evaluation splits",
+            labels={"table": "Mean over seeds, split {split}", "format": "CSV"},
+        ),
+    log:
+        f"{RESULTS}/logs/summarise_{{split}}.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/summarise.py"
 
 
 rule summarise:

@@ -8,6 +8,7 @@ with logged(snakemake.log[0]):
         dataset_path=snakemake.input.dataset,
         metrics_path=snakemake.output.metrics,
         predictions_path=snakemake.output.predictions,
+        split=snakemake.params.split,
     )
     provenance.from_snakemake(snakemake, "metrics", outputs=[snakemake.output.metrics])
     provenance.from_snakemake(snakemake, "predictions", outputs=[snakemake.output.predictions])
