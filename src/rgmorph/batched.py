@@ -64,9 +64,14 @@ class RunStreams:
     def __init__(self, seed: int):
         self.generators = {purpose: torch.Generator().manual_seed(stream_seed(seed, purpose)) for purpose in _STREAMS}
 
-    def epoch(self, count: int, dropout_sites: dict[str, tuple[float, tuple[int, ...]]]) -> tuple:
-        """(order (count,), augmentation draws (count, 3), {site: keep-mask (count, *shape)})."""
-        order = torch.randperm(count, generator=self.generators["shuffle"])
+    def epoch(self, count: int, dropout_sites: dict[str, tuple[float, tuple[int, ...]]],
+              sampling_weights: torch.Tensor | None = None) -> tuple:
+        """(order (count,), augmentation draws (count, 3), {site: keep-mask (count, *shape)}). With
+        ``sampling_weights`` the order is ``count`` draws with replacement instead of a permutation."""
+        if sampling_weights is None:
+            order = torch.randperm(count, generator=self.generators["shuffle"])
+        else:
+            order = torch.multinomial(sampling_weights, count, replacement=True, generator=self.generators["shuffle"])
         draws = torch.rand(count, 3, generator=self.generators["augment"])
         masks = {name: torch.rand((count, *shape), generator=self.generators["dropout"]) >= p
                  for name, (p, shape) in dropout_sites.items()}
@@ -209,6 +214,7 @@ class SeedBatch:
         self._place_data(datasets)
         self._make_optimiser()
         self.streams = [RunStreams(run.seed) for run in self.runs]
+        self._balance_classes(num_classes)
         self.loss_sum = torch.zeros(len(self.runs), device=self.device)
         self.correct = torch.zeros(len(self.runs), device=self.device, dtype=torch.int64)
         self.steps_done = 0
@@ -220,6 +226,22 @@ class SeedBatch:
         self.epochs_here = 0  # in this process (epochs in all: self.scheduler.last_epoch)
         # per test-time augmentation ('none', 'd4'), the best state of each run, on the device
         self.best: dict[str, tuple[dict, dict]] = {}
+
+    def _balance_classes(self, num_classes: int) -> None:
+        """Per run, from its fit labels: loss weights n / (K n_class) ('loss') or per-image sampling
+        weights 1 / n_class ('sampling'); neither for 'none' (the unweighted code path, unchanged)."""
+        self.loss_weights, self.sampling_weights = None, None
+        if self.settings.class_balance == "none":
+            return
+        fit_labels = torch.stack([self.pool_labels[offset: offset + self.fit_count] for offset in self.offsets.tolist()])
+        counts = torch.stack([torch.bincount(labels, minlength=num_classes) for labels in fit_labels]).double()
+        if (counts == 0).any():
+            raise ValueError(f"class_balance={self.settings.class_balance!r}: a class has no fit image "
+                             f"(fit counts per class {counts.long().tolist()})")
+        if self.settings.class_balance == "loss":
+            self.loss_weights = (self.fit_count / (num_classes * counts)).float().to(self.device)
+        else:
+            self.sampling_weights = [(1.0 / counts[k])[labels].cpu() for k, labels in enumerate(fit_labels)]
 
     def _build_models(self, in_channels: int, image_size: int, num_classes: int) -> list[nn.Module]:
         """One registry model per run, seeded as a lone run with its seed (or with its initial state)."""
@@ -340,7 +362,12 @@ class SeedBatch:
         with self._autocast():
             logits = self._forward(images.view(size, batch, *images.shape[1:]), masks)
         losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none",
-                                 label_smoothing=self.settings.label_smoothing).view(size, batch).mean(1)
+                                 label_smoothing=self.settings.label_smoothing).view(size, batch)
+        if self.loss_weights is None:
+            losses = losses.mean(1)
+        else:  # the weighted mean F.cross_entropy(weight=...) takes, with each run's own class weights
+            weights = torch.gather(self.loss_weights, 1, labels)
+            losses = (losses * weights).sum(1) / weights.sum(1)
         losses.sum().backward()
         with torch.no_grad():
             self.loss_sum += losses.detach() * batch
@@ -402,7 +429,9 @@ class SeedBatch:
         """One pass over every run's fit set at ``learning_rate`` (then the schedule steps); (mean training
         loss, accuracy) per run."""
         self.set_training(True)
-        draws = [stream.epoch(self.fit_count, self.dropout_sites) for stream in self.streams]
+        draws = [stream.epoch(self.fit_count, self.dropout_sites,
+                              None if self.sampling_weights is None else self.sampling_weights[k])
+                 for k, stream in enumerate(self.streams)]
         order = torch.stack([item[0] for item in draws]).to(self.device, non_blocking=True)
         augment = torch.stack([item[1] for item in draws]).to(self.device, non_blocking=True)
         masks = {name: torch.stack([item[2][name] for item in draws]).to(self.device, non_blocking=True)

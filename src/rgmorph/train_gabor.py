@@ -58,7 +58,8 @@ def train_gabor_seeds(dataset_path: str | Path, model_name: str, seeds: Sequence
     checkpoints = []
     for k, seed in enumerate(seeds):
         choice = select_svm(fit_features, fit_labels, validation_features, validation_labels, seed=seed,
-                            selection_metric=settings.selection_metric, feature_options=feature_options, **grid)
+                            selection_metric=settings.selection_metric, feature_options=feature_options,
+                            class_weight=None if settings.class_balance == "none" else "balanced", **grid)
         model = choice["model"]
         train_loss, train_accuracy = _training_scores(model, fit_features, fit_labels)
         row = {"epoch": 1, "train_loss": train_loss, "train_accuracy": train_accuracy,

@@ -45,6 +45,7 @@ class TrainSettings:
     optimizer: str = _default("optimizer")
     lr_schedule: str = _default("lr_schedule")
     label_smoothing: float = _default("label_smoothing")
+    class_balance: str = _default("class_balance")  # 'none', 'loss' or 'sampling'
     validation_fraction: float = _default("validation_fraction")
     validation_seed: int = _default("validation_seed")
     selection_metric: str = _default("selection_metric")

@@ -157,7 +157,8 @@ class GaborSVM:
 
     def __init__(self, orientations: int = 4, wavelengths: Sequence[float] = (4.0, 8.0, 16.0),
                  polar_shape: tuple[int, int] = (64, 64), C: float = 1.0, seed: int = 0,
-                 gamma: float | str = "scale"):
+                 gamma: float | str = "scale", class_weight: str | None = None):
+        self.class_weight = class_weight  # 'balanced': each class's errors weighted by n / (K n_class)
         self.orientations = orientations
         self.wavelengths = tuple(wavelengths)
         self.polar_shape = tuple(polar_shape)
@@ -166,7 +167,7 @@ class GaborSVM:
 
     def options(self) -> dict:
         return {"orientations": self.orientations, "wavelengths": list(self.wavelengths),
-                "polar_shape": list(self.polar_shape), "C": self.C, "gamma": self.gamma, "seed": self.seed}
+                "polar_shape": list(self.polar_shape), "C": self.C, "gamma": self.gamma, "seed": self.seed, "class_weight": self.class_weight}
 
     def features(self, images: np.ndarray) -> np.ndarray:
         return gabor_features(images, self.orientations, self.wavelengths, self.polar_shape)
@@ -184,7 +185,7 @@ class GaborSVM:
 
         # the seed picks the cross-validation folds of the Platt scaling, hence the probabilities
         folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=self.seed)
-        calibrated_svm = CalibratedClassifierCV(SVC(C=self.C, gamma=self.gamma), method="sigmoid", cv=folds,
+        calibrated_svm = CalibratedClassifierCV(SVC(C=self.C, gamma=self.gamma, class_weight=self.class_weight), method="sigmoid", cv=folds,
                                                 ensemble=False)
         pipeline = make_pipeline(StandardScaler(), calibrated_svm).fit(features, np.asarray(labels))
         self.scaler, self.calibrated = pipeline[0], pipeline[-1].calibrated_classifiers_[0]
@@ -234,8 +235,8 @@ class GaborSVM:
 
 def build(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, **options) -> GaborSVM:
     """The registry's constructor for GABOR_SVM_NAME."""
-    if in_channels != 1 or num_classes != 2:
-        raise ValueError("the Gabor SVM takes one-channel images and two classes")
+    if in_channels != 1:
+        raise ValueError(f"the Gabor SVM takes one-channel images, not {in_channels} channels")
     return GaborSVM(**options)
 
 
@@ -252,7 +253,7 @@ def _validation_scores(probabilities: np.ndarray, labels: np.ndarray) -> tuple[f
 def select_svm(fit_features: np.ndarray, fit_labels: np.ndarray, validation_features: np.ndarray,
                validation_labels: np.ndarray, seed: int = 0, C: Sequence[float] = C_GRID,
                gamma: Sequence[float] = GAMMA_GRID, selection_metric: str = "val_loss",
-               feature_options: dict | None = None) -> dict:
+               feature_options: dict | None = None, class_weight: str | None = None) -> dict:
     """Fit one SVM per (C, gamma) on the fit features and keep the best on the validation features.
 
     ``gamma`` values are multiples of 1 / n_features ('scale' on standardised features). Ties go to
@@ -263,7 +264,8 @@ def select_svm(fit_features: np.ndarray, fit_labels: np.ndarray, validation_feat
     best = None
     for c_value in sorted(C):
         for gamma_multiple in sorted(gamma):
-            model = GaborSVM(C=c_value, gamma=gamma_multiple / n_features, seed=seed, **(feature_options or {}))
+            model = GaborSVM(C=c_value, gamma=gamma_multiple / n_features, seed=seed, class_weight=class_weight,
+                             **(feature_options or {}))
             model.fit_features(fit_features, fit_labels)
             loss, accuracy = _validation_scores(model.predict_proba_features(validation_features),
                                                 np.asarray(validation_labels))
@@ -279,7 +281,7 @@ def select_svm(fit_features: np.ndarray, fit_labels: np.ndarray, validation_feat
 
 
 class GaborSVMModule(torch.nn.Module):
-    """A fitted GaborSVM as a torch module: (N, 1, H, W) images -> (N, 2) log-probabilities."""
+    """A fitted GaborSVM as a torch module: (N, 1, H, W) images -> (N, classes) log-probabilities."""
 
     def __init__(self, estimator: GaborSVM):
         super().__init__()
