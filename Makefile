@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test lint clean-results pull publish
+.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ quickstart: $(STAMP)
 full: $(STAMP)
 	$(SNAKEMAKE) --configfile config/config.yaml
 	$(BIN)/snakemake --report results/report.html --configfile config/config.yaml
+
+# MiraBest confident (FRI/FRII on FIRST) with the uncertain sources scored apart: the README's CPU run
+mirabest: $(STAMP)
+	$(SNAKEMAKE) --configfile config/mirabest.yaml config/mirabest_cpu.yaml
+
+# FRI/FRII/Bent: first class_balance chosen on validation (one short run per choice; compare
+# results/three_class_balance/*/tables/summary_validation.csv), then the study with the choice made
+three-class-balance: $(STAMP)
+	for choice in none loss sampling; do \
+	  $(SNAKEMAKE) --configfile config/three_class.yaml config/three_class_balance.yaml \
+	    --config results_dir=results/three_class_balance/$$choice "train={\"class_balance\": \"$$choice\"}" \
+	    -- results/three_class_balance/$$choice/tables/summary_validation.csv || exit 1; \
+	done
+
+three-class: $(STAMP)
+	$(SNAKEMAKE) --configfile config/three_class.yaml config/three_class_cpu.yaml
 
 # The run dvc.yaml versions: the full study narrowed by config/published.yaml (docs/dvc.md)
 PUBLISHED := --configfile config/config.yaml config/published.yaml

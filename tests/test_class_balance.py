@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -90,6 +91,10 @@ def test_three_classes_train_with_class_balance_and_evaluate_on_test_and_an_extr
     assert test["class_names"] == THREE_CLASSES and np.array(test["confusion_matrix"]).shape == (3, 3)
     assert test["n_samples"] == 10 and extra["n_samples"] == 3 and np.array(extra["confusion_matrix"]).sum() == 3 and extra["split"] == "uncertain"
     assert json.loads((tmp_path / "m_u.json").read_text())["bootstrap"]["method"].endswith("uncertain sources")
+    validation = evaluate_checkpoint(tmp_path / "c.pt", three_class_dataset, tmp_path / "m_v.json",
+                                     tmp_path / "p_v.csv", n_resamples=20, split="validation")
+    assert sorted(pd.read_csv(tmp_path / "p_v.csv")["name"]) == sorted(checkpoint["validation_names"])
+    assert validation["n_samples"] == len(checkpoint["validation_names"])
     if model == "gabor_svm":
         assert test["accuracy"] >= 0.8  # three easy synthetic shapes
     with pytest.raises(ValueError, match="no source in split 'hybrid'"):

@@ -55,7 +55,8 @@ _TRANSFER_DETAILS = ("pretrained_checkpoint", "pretrained_checkpoint_sha256", "f
 def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, metrics_path: str | Path,
                         predictions_path: str | Path, n_resamples: int = N_RESAMPLES,
                         bootstrap_seed: int = BOOTSTRAP_SEED, device: str = "cpu", split: str = "test") -> dict:
-    """Score one checkpoint on one split of the dataset (``test``, or an extra one such as ``uncertain``)."""
+    """Score one checkpoint on one split of the dataset: ``test``, an extra one such as ``uncertain``, or
+    ``validation`` (the checkpoint's own hold-out, for choices made on validation such as class_balance)."""
     import torch
 
     from rgmorph.dataset import load_dataset
@@ -65,7 +66,10 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     dataset = load_dataset(dataset_path)
     if dataset["survey"] != checkpoint["survey"]:
         log.info("cross-survey evaluation: model trained on %s, tested on %s", checkpoint["survey"], dataset["survey"])
-    test = np.flatnonzero(dataset["split"] == split)
+    if split == "validation":  # the run's own hold-out from the training split, by name
+        test = np.flatnonzero(np.isin(dataset["names"], checkpoint["validation_names"]))
+    else:
+        test = np.flatnonzero(dataset["split"] == split)
     if not len(test):
         raise ValueError(f"{dataset_path}: no source in split {split!r} (splits present: "
                          f"{sorted(set(dataset['split'].tolist()))}); check catalogue assign_split / evaluate.extra_splits")
