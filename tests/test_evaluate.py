@@ -131,7 +131,7 @@ def test_transfer_runs_form_their_own_variant(tmp_path):
 # runs.csv columns of a binary study, and summary.csv numbers (n_resamples=20) on test_metrics' frozen
 # predictions, recorded before K-class support was added: the K-class code must not change them.
 FROZEN_RUN_COLUMNS = ['model', 'kind', 'pretrained_on', 'trained_on', 'survey', 'seed', 'split', 'n_test',
-                      'best_epoch', 'best_val_accuracy', 'accuracy', 'auroc', 'ece', 'precision_FRI', 'recall_FRI',
+                      'n_test_FRI', 'n_test_FRII', 'best_epoch', 'best_val_accuracy', 'accuracy', 'auroc', 'ece', 'precision_FRI', 'recall_FRI',
                       'f1_FRI', 'precision_FRII', 'recall_FRII', 'f1_FRII', 'tpr0_FRI', 'tpr10_FRI', 'tpr0_FRII',
                       'tpr10_FRII', 'accuracy_ci_low', 'accuracy_ci_high', 'auroc_ci_low', 'auroc_ci_high',
                       'precision_FRI_ci_low', 'precision_FRI_ci_high', 'recall_FRI_ci_low', 'recall_FRI_ci_high',
@@ -178,7 +178,8 @@ def test_binary_runs_and_summary_are_unchanged_by_the_k_class_code(tmp_path):
     assert list(pd.read_csv(tmp_path / "runs.csv").columns) == FROZEN_RUN_COLUMNS
     names = metric_names()
     expected = [f"{m}_{p}" for m in names for p in ("mean", "std", "ci_low", "ci_high", "seed_ci_low", "seed_ci_high")]
-    assert list(summary.columns) == GROUP_COLUMNS + ["seeds", "seed_list", "n_test"] + expected
+    assert list(summary.columns) == GROUP_COLUMNS + ["seeds", "seed_list", "n_test", "n_test_FRI",
+                                                                      "n_test_FRII"] + expected
     assert {key: summary.iloc[0][key] for key in FROZEN_SUMMARY} == FROZEN_SUMMARY
 
 

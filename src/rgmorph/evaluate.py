@@ -123,7 +123,10 @@ def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     row = {"model": run["model"], "kind": run["kind"], "pretrained_on": run["pretrained_on"],
            "trained_on": run["trained_on"],
            "survey": run["survey"], "seed": run["seed"], "split": report.get("split", "test"),
-           "n_test": report["n_samples"], "best_epoch": run["best_epoch"],
+           "n_test": report["n_samples"],
+           # per class: the positives (and, for the other classes, the negatives) behind TPR0/TPR10
+           **{f"n_test_{name}": values["support"] for name, values in report["per_class"].items()},
+           "best_epoch": run["best_epoch"],
            "best_val_accuracy": run["best_val_accuracy"], "accuracy": report["accuracy"], "auroc": report["auroc"],
            "ece": report["ece"]}
     row.update(_metric_columns(report))
@@ -195,6 +198,8 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
         row["seeds"] = len(group)
         row["seed_list"] = " ".join(str(seed) for seed in sorted(group["seed"]))
         row["n_test"] = int(group["n_test"].iloc[0])
+        for name in class_names:
+            row[f"n_test_{name}"] = int(group[f"n_test_{name}"].iloc[0])
         aligned = [Path(path) for path in group["predictions_file"]]
         aligned = _aligned_predictions(aligned, class_names) if all(p.is_file() for p in aligned) else None
         if aligned is None:

@@ -179,10 +179,25 @@ def _main_caption(summary: pd.DataFrame, n_test: str, data_description: str, cla
                     "one-vs-rest AUROCs; macro F1: mean of the per-class F1.")
     return (f"Test-split results of every model trained from scratch on each survey{data_description}: "
             f"mean ± sample standard deviation over {_seed_text(summary)} seeds, and below it the 95% "
-            f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. TPR0 and TPR10: "
-            "true-positive rate before the first and with at most nine false positives (Metcalf et al. 2019), "
-            f"{positive} ECE: expected calibration error, 10 bins (resampling "
+            f"percentile-bootstrap interval of the seed mean over the {n_test} test sources. "
+            f"{tpr_note(summary, class_names)} {positive} ECE: expected calibration error, 10 bins (resampling "
             "inflates ECE, so its interval can lie above the estimate).")
+
+
+def tpr_note(summary: pd.DataFrame, class_names: Sequence[str]) -> str:
+    """TPR0/TPR10 are set by false-positive counts, so name them as counts, with the negatives they are out of."""
+    counts = {name: sorted({int(n) for n in summary[f"n_test_{name}"].dropna()})
+              for name in class_names if f"n_test_{name}" in summary}
+    if len(counts) == len(class_names):
+        negatives = "; ".join(
+            f"{name} positive: {'/'.join(str(sum(c)) for c in zip(*[counts[o] for o in class_names if o != name]))}"
+            f" negatives" for name in class_names)
+        negatives = f" ({negatives})"
+    else:
+        negatives = ""
+    return ("TPR0 and TPR10 (Metcalf et al. 2019): the fraction of the positive class's test sources recovered at "
+            "the strictest score threshold that admits 0 (TPR0) or at most 9 (TPR10) false positives, counts of "
+            f"negative test sources{negatives}, not a false-positive rate.")
 
 
 def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "") -> pd.DataFrame:

@@ -1,0 +1,170 @@
+"""Paired comparisons of the variants tested on the same sources: is one model really better?
+
+For every pair of variants (a ``GROUP_COLUMNS`` key of runs.csv) evaluated on the same survey and
+the same test sources, each variant is summarised by its seed ensemble (the mean over seeds of the
+class probabilities of each source; the prediction is the argmax, or for two classes class 1 when
+its probability is >= 0.5, as in ``metrics.scalar_metrics``). Then:
+
+* a paired percentile bootstrap of the difference A - B in accuracy and AUROC: one draw of test
+  sources serves both models, so the interval holds only the part of the test-set noise that does
+  not cancel between them (the two models see the same hard and easy sources);
+* McNemar's exact test on the ensembles' right/wrong per source (b: A right and B wrong, c: A wrong
+  and B right; two-sided binomial p of b among b + c at 1/2), Holm-corrected over the pairs of a survey.
+
+A is the variant with the higher ensemble accuracy, so every difference in accuracy is >= 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions
+from rgmorph.files import write_csv_atomic
+from rgmorph.layout import Variant
+from rgmorph.metrics import _percentile_bootstrap, _ranking_metrics
+
+log = logging.getLogger(__name__)
+
+N_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+ALPHA = 0.05
+COLUMNS = ["survey", "variant_a", "variant_b", "n_sources", "seeds_a", "seeds_b",
+           "accuracy_a", "accuracy_b", "accuracy_diff", "accuracy_diff_ci_low", "accuracy_diff_ci_high",
+           "auroc_a", "auroc_b", "auroc_diff", "auroc_diff_ci_low", "auroc_diff_ci_high",
+           "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_holm", "significant"]
+
+
+def predicted_classes(scores: np.ndarray) -> np.ndarray:
+    """The decision of ``metrics.scalar_metrics``: class 1 at p >= 0.5 (two classes), else the argmax."""
+    return scores.argmax(axis=1) if scores.ndim == 2 else (scores >= 0.5).astype(np.int64)
+
+
+def accuracy_auroc(true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Accuracy and AUROC as ``metrics.scalar_metrics`` gives them, without its other metrics.
+
+    Only these two are resampled thousands of times per pair; AUROC is that of class 1 for two
+    classes, else the one-vs-rest macro mean (NaN where a class is absent from ``true``).
+    """
+    accuracy = float(np.mean(predicted_classes(scores) == true))
+    if scores.ndim == 1:
+        return accuracy, _ranking_metrics(true, scores, 1)[2]
+    return accuracy, float(np.mean([_ranking_metrics(true, scores, k)[2] for k in range(scores.shape[1])]))
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
+    """(b, c, exact two-sided p) of McNemar's test; p = 1 when the models never disagree."""
+    b = int(np.sum(correct_a & ~correct_b))
+    c = int(np.sum(~correct_a & correct_b))
+    return b, c, 1.0 if b + c == 0 else float(stats.binomtest(b, b + c, 0.5).pvalue)
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in the input order (controls the family-wise error)."""
+    p_values = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p_values, kind="stable")
+    scaled = (len(p_values) - np.arange(len(p_values))) * p_values[order]
+    adjusted = np.empty_like(p_values)
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)  # monotone, as the procedure stops at the first failure
+    return adjusted
+
+
+def variant_label(key: tuple) -> str:
+    """Readable name of a GROUP_COLUMNS key; a scratch model tested on another survey says where it was trained."""
+    row = dict(zip(GROUP_COLUMNS, key))
+    label = Variant(row["model"], row["survey"], row["pretrained_on"]).label
+    if not row["pretrained_on"] and row["trained_on"] not in ("", row["survey"]):
+        label += f" (trained on {row['trained_on']})"
+    return label
+
+
+def seed_ensemble(paths: list[Path]) -> dict | None:
+    """Source names, labels and seed-mean scores of one variant; None if its seeds scored different sources.
+
+    Scores are class-1 probabilities for two classes, else (N, K) (``_aligned_predictions``); the
+    mean of class-1 probabilities is the class-1 probability of the mean, so both decide alike.
+    """
+    first = pd.read_csv(paths[0])
+    class_names = tuple(str(column)[len("probability_"):] for column in first.columns
+                        if str(column).startswith("probability_"))
+    aligned = _aligned_predictions(paths, class_names)
+    if aligned is None or any(not np.array_equal(true, aligned[0][0]) for true in aligned[0]):
+        return None
+    return {"names": first["name"].astype(str).to_numpy(), "true": aligned[0][0],
+            "scores": np.mean(aligned[1], axis=0), "class_names": class_names, "seeds": len(paths)}
+
+
+def compare_pair(a: dict, b: dict, n_resamples: int, seed: int) -> dict:
+    """The table row of A against B (B already aligned to A's sources): metrics, paired bootstrap, McNemar."""
+    true = a["true"]
+    (accuracy_a, auroc_a), (accuracy_b, auroc_b) = accuracy_auroc(true, a["scores"]), accuracy_auroc(true, b["scores"])
+
+    def difference(index: np.ndarray) -> np.ndarray:  # one resample of sources, used by both models
+        values_a, values_b = accuracy_auroc(true[index], a["scores"][index]), accuracy_auroc(true[index], b["scores"][index])
+        return np.subtract(values_a, values_b)
+
+    accuracy_ci, auroc_ci = _percentile_bootstrap(difference, np.arange(true.size), n_resamples, CONFIDENCE, seed,
+                                                  vectorized=False)
+    b_count, c_count, p = mcnemar(predicted_classes(a["scores"]) == true, predicted_classes(b["scores"]) == true)
+    return {"n_sources": int(true.size), "seeds_a": a["seeds"], "seeds_b": b["seeds"],
+            "accuracy_a": accuracy_a, "accuracy_b": accuracy_b, "accuracy_diff": accuracy_a - accuracy_b,
+            "accuracy_diff_ci_low": accuracy_ci["low"], "accuracy_diff_ci_high": accuracy_ci["high"],
+            "auroc_a": auroc_a, "auroc_b": auroc_b, "auroc_diff": auroc_a - auroc_b,
+            "auroc_diff_ci_low": auroc_ci["low"], "auroc_diff_ci_high": auroc_ci["high"],
+            "mcnemar_b": b_count, "mcnemar_c": c_count, "mcnemar_p": p}
+
+
+def aligned_to(a: dict, b: dict) -> dict | None:
+    """``b`` reordered to ``a``'s sources, or None when the two scored different sources or classes."""
+    if a["class_names"] != b["class_names"] or sorted(a["names"]) != sorted(b["names"]):
+        return None
+    position = pd.Series(np.arange(len(b["names"])), index=b["names"])
+    order = position.loc[a["names"]].to_numpy()
+    if not np.array_equal(b["true"][order], a["true"]):
+        raise ValueError("the same sources carry different labels in two variants' predictions")
+    return {**b, "names": a["names"], "true": a["true"], "scores": b["scores"][order]}
+
+
+def paired_comparisons(runs_csv_path: str | Path, out_csv_path: str | Path, n_resamples: int = N_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+    """Compare every pair of variants tested on the same survey and sources; write and return the table.
+
+    ``significant`` is True when the 95% paired-bootstrap interval of the accuracy difference
+    excludes 0 AND the Holm-adjusted McNemar p (over the pairs of that survey) is < 0.05: the
+    interval alone ignores how many pairs are tested, McNemar alone ignores the effect's size.
+    Pairs over different source sets (or variants whose seeds disagree on sources) are logged and skipped.
+    """
+    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in GROUP_COLUMNS})
+    rows = []
+    for survey, survey_runs in runs.groupby("survey", sort=True):
+        ensembles = {}
+        for key, group in survey_runs.groupby(GROUP_COLUMNS, sort=True):
+            ensembles[key] = seed_ensemble([Path(path) for path in group["predictions_file"]])
+            if ensembles[key] is None:
+                log.warning("%s: seeds scored different sources; left out of the comparisons", variant_label(key))
+        survey_rows = []
+        for key_a, key_b in itertools.combinations([key for key, value in ensembles.items() if value], 2):
+            a, b = ensembles[key_a], aligned_to(ensembles[key_a], ensembles[key_b])
+            if b is None:
+                log.warning("%s vs %s: different test sources or classes; not compared", variant_label(key_a),
+                            variant_label(key_b))
+                continue
+            if accuracy_auroc(a["true"], b["scores"])[0] > accuracy_auroc(a["true"], a["scores"])[0]:
+                (key_a, a), (key_b, b) = (key_b, b), (key_a, a)  # A is the more accurate
+            row = {"survey": survey, "variant_a": variant_label(key_a), "variant_b": variant_label(key_b)}
+            survey_rows.append({**row, **compare_pair(a, b, n_resamples, seed)})
+        holm_p = holm([row["mcnemar_p"] for row in survey_rows])
+        for row, p in zip(survey_rows, holm_p):
+            row["mcnemar_p_holm"] = float(p)
+            row["significant"] = bool((row["accuracy_diff_ci_low"] > 0 or row["accuracy_diff_ci_high"] < 0)
+                                      and p < ALPHA)
+        rows += survey_rows
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    write_csv_atomic(out_csv_path, table)
+    log.info("%d paired comparisons, %d significant", len(table), int(table["significant"].sum()))
+    return table
