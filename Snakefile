@@ -16,6 +16,7 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/referee.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 

@@ -179,7 +179,7 @@ def test_binary_runs_and_summary_are_unchanged_by_the_k_class_code(tmp_path):
     names = metric_names()
     expected = [f"{m}_{p}" for m in names for p in ("mean", "std", "ci_low", "ci_high", "seed_ci_low", "seed_ci_high")]
     assert list(summary.columns) == GROUP_COLUMNS + ["seeds", "seed_list", "n_test", "n_test_FRI",
-                                                                      "n_test_FRII"] + expected
+                                                                      "n_test_FRII", "val_accuracy_mean"] + expected
     assert {key: summary.iloc[0][key] for key in FROZEN_SUMMARY} == FROZEN_SUMMARY
 
 

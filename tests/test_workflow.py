@@ -64,7 +64,15 @@ def test_every_output_exists_and_parses(tiny_run):
     transfer = json.loads((results / "evaluation" / "FIRST" / "tang2019" / "transfer-from-NVSS" / "seed0" /
                            "metrics.json").read_text())["run"]
     assert transfer["kind"] == "transfer" and transfer["trained_on"] == "NVSS" and transfer["frozen"] == ["features"]
-    for name in ("gallery", "preprocessing", "augmentation", "learning_curves", "confusion_matrices", "roc_curves"):
+    # the referee's tables: one pair per survey (scratch vs transfer), accuracy by input catalogue
+    pairs = pd.read_csv(results / "tables" / "paired_comparisons.csv")
+    assert sorted(pairs["survey"]) == ["FIRST", "NVSS"] and set(pairs["n_sources"]) == {6}
+    confounds = pd.read_csv(results / "tables" / "confounds.csv")
+    overall = confounds[(confounds["grouping"] == "all") & (confounds["class_name"] == "all")]
+    assert len(overall) == 4 and set(overall["n_sources"]) == {6}
+    assert set(confounds.loc[confounds["grouping"] == "redshift", "group"]) == {"unknown"}  # no z carried
+    for name in ("gallery", "preprocessing", "augmentation", "learning_curves", "confusion_matrices", "roc_curves",
+                 "confounds"):
         png, pdf = results / "figures" / f"{name}.png", results / "figures" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
         assert pdf.read_bytes()[:5] == b"%PDF-", name

@@ -70,7 +70,8 @@ def holm(p_values) -> np.ndarray:
     order = np.argsort(p_values, kind="stable")
     scaled = (len(p_values) - np.arange(len(p_values))) * p_values[order]
     adjusted = np.empty_like(p_values)
-    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)  # monotone, as the procedure stops at the first failure
+    # Running maximum: the procedure stops at the first failure, so no later p may fall below it.
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return adjusted
 
 
@@ -105,8 +106,8 @@ def compare_pair(a: dict, b: dict, n_resamples: int, seed: int) -> dict:
     (accuracy_a, auroc_a), (accuracy_b, auroc_b) = accuracy_auroc(true, a["scores"]), accuracy_auroc(true, b["scores"])
 
     def difference(index: np.ndarray) -> np.ndarray:  # one resample of sources, used by both models
-        values_a, values_b = accuracy_auroc(true[index], a["scores"][index]), accuracy_auroc(true[index], b["scores"][index])
-        return np.subtract(values_a, values_b)
+        return np.subtract(accuracy_auroc(true[index], a["scores"][index]),
+                           accuracy_auroc(true[index], b["scores"][index]))
 
     accuracy_ci, auroc_ci = _percentile_bootstrap(difference, np.arange(true.size), n_resamples, CONFIDENCE, seed,
                                                   vectorized=False)

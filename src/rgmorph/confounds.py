@@ -132,15 +132,18 @@ def accuracy_by_group(runs_csv: str | Path, sources_csv: str | Path, parents: Ma
     'redshift'; ``class_name`` is 'all' or one class (the cross of class x group). ``accuracy_mean`` and
     ``accuracy_std`` (ddof 1; 0 for one seed) are over seeds, ``n_sources`` counts the test sources in
     the group and ``n_<class>`` its class mix. ``parents=None`` takes a ``parent_catalogue`` column
-    already in the sources file.
+    already in the sources file, else its ``catalogue`` column (which input catalogue each source came from).
     """
     runs = pd.read_csv(runs_csv, dtype={column: str for column in VARIANT_COLUMNS}, keep_default_na=False)
     sources = pd.read_csv(sources_csv, dtype={"name": str})
     if parents is not None:
         sources["parent_catalogue"] = parent_catalogues(sources, parents, radius_arcsec, formats)
     elif "parent_catalogue" not in sources.columns:
-        raise ValueError(f"{sources_csv}: no parent_catalogue column and no parent catalogues given")
-    sources["redshift"] = redshift_bins(sources["z"] if "z" in sources.columns else np.nan, z_bins).to_numpy()
+        if "catalogue" not in sources.columns:
+            raise ValueError(f"{sources_csv}: no parent_catalogue or catalogue column and no parent catalogues given")
+        sources["parent_catalogue"] = sources["catalogue"]  # the study's own input catalogues (e.g. frdeep, mirabest)
+    z = sources["z"] if "z" in sources.columns else pd.Series(np.nan, index=sources.index)  # no z: 'unknown'
+    sources["redshift"] = redshift_bins(z, z_bins).to_numpy()
     sources["all"] = ALL
 
     predictions = _predictions(runs)

@@ -200,6 +200,8 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
         row["n_test"] = int(group["n_test"].iloc[0])
         for name in class_names:
             row[f"n_test_{name}"] = int(group[f"n_test_{name}"].iloc[0])
+        # what choices among variants are made on (never the test metrics below)
+        row["val_accuracy_mean"] = float(group["best_val_accuracy"].mean())
         aligned = [Path(path) for path in group["predictions_file"]]
         aligned = _aligned_predictions(aligned, class_names) if all(p.is_file() for p in aligned) else None
         if aligned is None:

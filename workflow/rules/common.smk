@@ -115,10 +115,14 @@ def table_names():
     return ["main", "transfer", "published"]
 
 
+def referee_tables():
+    return ["paired_comparisons.csv", "confounds.csv"]
+
+
 def figure_names():
     return [
         "gallery", "preprocessing", "augmentation", "learning_curves", "confusion_matrices", "roc_curves",
-        "variant_comparison", "transfer_comparison", "saliency", "confident_errors",
+        "variant_comparison", "transfer_comparison", "saliency", "confident_errors", "confounds",
     ]
 
 
@@ -127,6 +131,7 @@ def final_outputs():
         layout.table(RESULTS, "runs.csv"),
         layout.table(RESULTS, "summary.csv"),
         *[layout.table(RESULTS, f"summary_{split}.csv") for split in config["evaluate"]["extra_splits"]],
+        *[layout.table(RESULTS, name) for name in referee_tables()],
         *[layout.table(RESULTS, f"{name}_table.{ext}") for name in table_names() for ext in ("csv", "tex", "html")],
         *[layout.figure(RESULTS, name, ext) for name in figure_names() for ext in ("png", "pdf")],
     ]

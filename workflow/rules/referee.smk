@@ -1,0 +1,62 @@
+# What a referee asks of the main results: which differences are significant (paired tests on the
+# same test sources) and whether parent catalogue or redshift, not morphology, drives accuracy.
+
+
+rule paired_comparisons:
+    input:
+        runs=layout.table(RESULTS, "runs.csv"),
+        predictions=all_predictions,
+    output:
+        table=report(
+            layout.table(RESULTS, "paired_comparisons.csv"),
+            caption="../report/paired_comparisons.rst",
+            category="Tables",
+            subcategory="5. Paired comparisons",
+            labels={"table": "Paired bootstrap and McNemar", "format": "CSV"},
+        ),
+    log:
+        f"{RESULTS}/logs/paired_comparisons.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/paired_comparisons.py"
+
+
+rule confounds:
+    input:
+        runs=layout.table(RESULTS, "runs.csv"),
+        sources=layout.sources(RESULTS),
+        predictions=all_predictions,
+        parents=list(config["confounds"]["parent_catalogues"].values()),
+    output:
+        table=report(
+            layout.table(RESULTS, "confounds.csv"),
+            caption="../report/confounds.rst",
+            category="Tables",
+            subcategory="6. Confounds",
+            labels={"table": "Accuracy by parent catalogue and redshift", "format": "CSV"},
+        ),
+    params:
+        parents=config["confounds"]["parent_catalogues"],
+        z_bins=config["confounds"]["z_bins"],
+    log:
+        f"{RESULTS}/logs/confounds.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/confounds.py"
+
+
+rule figure_confounds:
+    input:
+        table=layout.table(RESULTS, "confounds.csv"),
+    output:
+        png=report(layout.figure(RESULTS, "confounds"), caption="../report/confounds.rst", category="Figures",
+                   subcategory="4. Confounds"),
+        pdf=layout.figure(RESULTS, "confounds", "pdf"),
+    log:
+        f"{RESULTS}/logs/figures/confounds.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/figures/confounds.py"
