@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # the default profile reruns what a killed run left incomplete
-SNAKEMAKE := $(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
+# (scripts/snakemake-run: after a kill -9 the same make command reruns, dropping the stale lock)
+SNAKEMAKE := SNAKEMAKE=$(BIN)/snakemake scripts/snakemake-run --profile workflow/profiles/default --cores $(CORES)
 
 quickstart: $(STAMP)
 	$(SNAKEMAKE) --configfile config/quickstart.yaml

@@ -141,7 +141,7 @@ def test_kill9_while_preprocess_writes_leaves_no_dataset_and_the_rerun_matches(t
 
 
 @pytest.mark.slow  # three Snakemake invocations: 20-50 s on a busy 2-core machine
-def test_kill9_of_a_snakemake_run_then_unlock_and_rerun_gives_the_uninterrupted_result(tmp_path):
+def test_kill9_of_a_snakemake_run_then_the_same_command_reruns_to_the_uninterrupted_result(tmp_path):
     raw = pd.read_csv(QUICKSTART_CATALOGUE)
     raw.groupby(["fr_class", "split"]).head(3).to_csv(tmp_path / "catalogue.csv", index=False)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({
@@ -153,21 +153,24 @@ def test_kill9_of_a_snakemake_run_then_unlock_and_rerun_gives_the_uninterrupted_
         "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR)},
         "train": {"models": ["tang2019"], "seeds": [0]},
     }))
-    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-               str(tmp_path / "config.yaml"), "--cores", "1"]
+    # the make targets' way: scripts/snakemake-run in the working directory, with rerun-incomplete as the
+    # profiles set it; rerunning the very same command must just work
+    command = [str(REPO / "scripts" / "snakemake-run"), "-s", str(REPO / "Snakefile"), "--configfile",
+               str(tmp_path / "config.yaml"), "--cores", "1", "--rerun-incomplete"]
+    environment = {**os.environ, "SNAKEMAKE": SNAKEMAKE}
     target = "results/datasets/FIRST.npz"
     manifest = tmp_path / "results" / "cutouts" / "FIRST" / "manifest.csv"
     process = subprocess.Popen([*command, target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+                               start_new_session=True, cwd=tmp_path, env=environment)
     _wait_for(manifest.exists, process, what="the fetch step wrote its manifest")
     _kill9(process, group=True)
     assert not (tmp_path / target).exists()
+    assert any((tmp_path / ".snakemake" / "locks").iterdir())  # the killed run's lock is left behind
 
-    # Snakemake's own recovery after a kill: drop the stale lock, then rerun what is incomplete.
-    unlock = subprocess.run([*command, "--unlock"], capture_output=True, text=True, timeout=300)
-    assert unlock.returncode == 0, unlock.stderr
-    rerun = subprocess.run([*command, "--rerun-incomplete", target], capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run([*command, target], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                           env=environment)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "removing the lock a stopped run left" in rerun.stderr
     fetched = pd.read_csv(manifest)
     assert set(fetched["status"]) <= {"present", "ok"} and len(fetched) == 12
     if "Rule: fetch" in rerun.stderr:  # killed before Snakemake recorded the fetch as done: it ran again
