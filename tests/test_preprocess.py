@@ -84,3 +84,24 @@ def test_unusable_cutouts_are_left_out_and_a_changed_file_is_refused(tmp_path, f
     with pytest.raises(PreprocessError, match=re.escape(victim.name) + ".*differs from its manifest sha256"):
         build_dataset(sources, manifest, cutouts, tmp_path / "b.npz", CLASS_NAMES, "FIRST")
     assert not (tmp_path / "b.npz").exists()  # nothing half-written
+
+
+def test_circular_mask_keeps_the_inscribed_circle_and_survives_any_rotation():
+    from rgmorph.preprocess import inscribed_circle, preprocess_image
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0.0, 1.0, (40, 40))
+    rows, cols = np.ogrid[:40, :40]
+    radius = np.hypot(rows - 19.5, cols - 19.5)
+    for row, col in [(0, 0), (0, 39), (39, 0), (39, 39), (20, 1), (1, 20)]:
+        image[row, col] += 50.0  # bright pixels in the corners and at the middle of two edges
+    image[radius < 3] += 80.0  # and a bright core
+    circle = inscribed_circle(40)
+    masked = preprocess_image(image, circular_mask=True)
+    assert np.all(masked[~circle] == 0.0) and masked.max() == 1.0
+    assert masked[0, 0] == 0.0 and masked[20, 1] > 0.0  # a corner is out, the middle of an edge is in
+    plain = preprocess_image(image)
+    assert plain[0, 0] > 0.0  # off by default: the published preprocessing is unchanged
+    np.testing.assert_array_equal(masked[circle] > 0, plain[circle] > 0)  # inside, the same pixels survive
+    assert circle.sum() == pytest.approx(np.pi * 20**2, rel=0.03)
+    assert np.array_equal(np.rot90(circle), circle)  # train (rotated) and test (not) show the same field

@@ -1,4 +1,5 @@
-"""The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from.
+"""The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from; ``rgmorph classify
+CSV`` classifies an unlabelled catalogue with a trained study's models (docs/classify.md).
 
     rgmorph trace results/figures/roc_curves.png
     rgmorph trace --json results/tables/main_table.tex > chain.json
@@ -86,6 +87,53 @@ def _trace(arguments) -> int:
     return 1 if problems else 0
 
 
+CLASSIFY_EPILOG = """\
+example (the MiraBest study's five tang2019 seeds on your own CSV with columns name, ra, dec):
+  rgmorph classify my_sources.csv --study results/mirabest --model tang2019 --survey FIRST \\
+      --seeds 0 1 2 3 4 --mirror ../shared/mirabest/skyview-mirror --output results/my_sources
+  (--skyview instead of --mirror fetches the cutouts from NASA SkyView). It writes the config
+  <output>/classify.yaml, runs snakemake with it and prints where the table landed:
+  <output>/classify/classifications.csv (columns: docs/classify.md). Rerunning the same command
+  resumes: finished shards are not redone."""
+
+
+def _classify(arguments) -> int:
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    output = Path(arguments.output)
+    fetch = {"source": "skyview" if arguments.skyview else "mirror", "on_failure": "exclude"}
+    if arguments.mirror:
+        fetch["mirror_dir"] = arguments.mirror
+    elif not arguments.skyview:
+        print("rgmorph classify: give --mirror DIR or --skyview", file=sys.stderr)
+        return 2
+    config = {"classify": {
+        "catalogue": {"path": str(arguments.catalogue),
+                      "columns": {"name": arguments.name_column, "ra": arguments.ra_column,
+                                  "dec": arguments.dec_column}},
+        "study": {"results_dir": arguments.study, "survey": arguments.survey, "model": arguments.model,
+                  "seeds": arguments.seeds},
+        "results_dir": str(output), "shard_size": arguments.shard_size, "fetch": fetch,
+        "survey": {"skyview_name": arguments.skyview_name, "pixels": arguments.pixels},
+        "threads": arguments.threads}}
+    if arguments.carry is not None:
+        config["classify"]["catalogue"]["carry"] = arguments.carry
+    output.mkdir(parents=True, exist_ok=True)
+    config_path = output / "classify.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    snakefile = Path(__file__).resolve().parents[2] / "Snakefile"
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(Path.cwd()),
+               "--cores", str(arguments.cores), "--configfile", str(config_path), *arguments.snakemake_args]
+    print("running:", " ".join(command), file=sys.stderr)
+    result = subprocess.run(command)
+    if result.returncode == 0:
+        print(f"classifications: {output / 'classify' / 'classifications.csv'}")
+    return result.returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rgmorph", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"rgmorph {__version__}")
@@ -98,9 +146,41 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--limit", type=int, default=None, help="list at most this many cutouts and catalogue rows "
                                                                  "per dataset (default: all)")
     trace.add_argument("--no-verify", action="store_true", help="do not re-hash the raw cutout files")
+    classify = commands.add_parser(
+        "classify", help="classify an unlabelled catalogue (CSV) with a trained study's models",
+        description="Classify the sources of a CSV (name, ra, dec; other columns carried through) with every "
+                    "seed of one trained model: per source each class's probability (mean over seeds) and its "
+                    "std, the predictive entropy and an energy-score out-of-distribution flag. Builds a classify "
+                    "config and runs snakemake with it.",
+        epilog=CLASSIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    classify.add_argument("catalogue", help="CSV file, one row per source")
+    classify.add_argument("--name-column", default="name", help="column of the source names (default: name)")
+    classify.add_argument("--ra-column", default="ra", help="RA column, degrees or sexagesimal (default: ra)")
+    classify.add_argument("--dec-column", default="dec", help="Dec column, degrees or sexagesimal (default: dec)")
+    classify.add_argument("--carry", nargs="*", default=None, help="columns to copy into the table (default: all)")
+    where = classify.add_mutually_exclusive_group()
+    where.add_argument("--mirror", help="SkyView mirror directory (index.csv + <survey>/*.fits.gz)")
+    where.add_argument("--skyview", action="store_true", help="fetch cutouts from NASA SkyView (astroquery)")
+    classify.add_argument("--study", required=True, help="the trained study's results_dir, e.g. results/mirabest")
+    classify.add_argument("--model", default="tang2019", help="model variant (default: tang2019)")
+    classify.add_argument("--survey", default="FIRST", help="survey the models were trained on (default: FIRST)")
+    classify.add_argument("--skyview-name", default="VLA FIRST (1.4 GHz)", help="SkyView's name of that survey")
+    classify.add_argument("--pixels", type=int, default=150, help="cutout side in pixels (default: 150)")
+    classify.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0-4)")
+    classify.add_argument("--output", required=True, help="output directory; the table is "
+                                                          "<output>/classify/classifications.csv")
+    classify.add_argument("--shard-size", type=int, default=500, help="sources per shard (default: 500)")
+    classify.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2)")
+    classify.add_argument("--threads", type=int, default=1, help="torch threads per classify job (default: 1)")
+    classify.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                          help="after '--': further snakemake arguments (e.g. -- -n)")
     arguments = parser.parse_args(argv)
     if arguments.command == "trace":
         return _trace(arguments)
+    if arguments.command == "classify":
+        if arguments.snakemake_args[:1] == ["--"]:
+            arguments.snakemake_args = arguments.snakemake_args[1:]
+        return _classify(arguments)
     return 2
 
 

@@ -75,12 +75,23 @@ def resize(image: np.ndarray, size: int) -> np.ndarray:
     return F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0, 0].numpy()
 
 
-def preprocess_image(image: np.ndarray, sigma: float = 3.0, crop: int | None = None, size: int | None = None) -> np.ndarray:
+def inscribed_circle(size: int) -> np.ndarray:
+    """(size, size) bool mask of the pixels whose centres lie inside the image's inscribed circle."""
+    centre = (size - 1) / 2
+    rows, cols = np.ogrid[:size, :size]
+    return (rows - centre) ** 2 + (cols - centre) ** 2 <= (size / 2) ** 2
+
+
+def preprocess_image(image: np.ndarray, sigma: float = 3.0, crop: int | None = None, size: int | None = None,
+                     circular_mask: bool = False) -> np.ndarray:
     result = normalise(clip_background(replace_nan(image), sigma))
     if crop:
         result = centre_crop(result, crop)
     if size and size != result.shape[0]:
         result = normalise(resize(result, size))
+    if circular_mask:
+        # train and test then see the same field: a rotation by any angle keeps every unmasked pixel
+        result = normalise(np.where(inscribed_circle(result.shape[0]), result, 0.0))
     return result
 
 
@@ -93,14 +104,14 @@ def preprocessing_steps(image: np.ndarray, sigma: float = 3.0) -> dict[str, np.n
 
 def build_dataset(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: str | Path, output: str | Path,
                   class_names: list[str], survey: str, sigma: float = 3.0, crop: int | None = None,
-                  size: int | None = None, progress_every: int = 100) -> dict:
+                  size: int | None = None, circular_mask: bool = False, progress_every: int = 100) -> dict:
     """Preprocess every usable cutout of one survey and write the dataset .npz atomically."""
     cutout_dir = Path(cutout_dir)
     table, excluded = _checked_inputs(sources, manifest, cutout_dir, survey)
     images, scales = [], []
     for number, row in enumerate(table.itertuples(index=False), start=1):
         image, header = read_fits_image(cutout_dir / row.file, with_header=True)
-        images.append(preprocess_image(image, sigma, crop, size))
+        images.append(preprocess_image(image, sigma, crop, size, circular_mask))
         scales.append(pixel_scale_arcsec(header) * (crop or image.shape[0]) / images[-1].shape[0])
         if number % progress_every == 0 or number == len(table):
             log.info("%s: preprocessed %d/%d", survey, number, len(table))
