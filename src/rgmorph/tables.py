@@ -281,6 +281,9 @@ def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None
     """Each published number beside ours: the from-scratch variant with the best mean validation accuracy on
     that survey (chosen on validation, so the row is not the luckiest on test)."""
     published = pd.read_csv(PUBLISHED_RESULTS) if published is None else published
+    if "classes" in published:  # only works on the same classes as this study
+        same_task = published["classes"].str.split().map(tuple) == tuple(summary_class_names(summary))
+        published = published[same_task]
     scratch = _scratch(summary)
     rows = []
     for _, entry in published.iterrows():
@@ -302,7 +305,7 @@ def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None
 def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "",
                           published: pd.DataFrame | None = None) -> pd.DataFrame:
     table = published_table(summary, published)
-    caption = ("Published results on FRDEEP FIRST images beside ours (the from-scratch variant with the best mean "
+    caption = ("Published results on the same classes beside ours (the from-scratch variant with the best mean "
                f"validation accuracy on FIRST{data_description}, chosen without the test split; mean ± std over seeds and 95% bootstrap interval "
                "over test sources). Splits, sample sizes and training budgets differ between works.")
 
