@@ -9,19 +9,30 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-include: "workflow/rules/common.smk"
-include: "workflow/rules/catalogue.smk"
-include: "workflow/rules/fetch.smk"
-include: "workflow/rules/preprocess.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/transfer.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/referee.smk"
-include: "workflow/rules/figures.smk"
-include: "workflow/rules/report.smk"
+# A config with a top-level "classify" key is a classify study (docs/classify.md): only its rules run.
+if "classify" not in config:
 
+    include: "workflow/rules/common.smk"
+    include: "workflow/rules/catalogue.smk"
+    include: "workflow/rules/fetch.smk"
+    include: "workflow/rules/preprocess.smk"
+    include: "workflow/rules/train.smk"
+    include: "workflow/rules/transfer.smk"
+    include: "workflow/rules/evaluate.smk"
+    include: "workflow/rules/referee.smk"
+    include: "workflow/rules/figures.smk"
+    include: "workflow/rules/report.smk"
 
-rule all:
-    default_target: True
-    input:
-        final_outputs(),
+    rule all:
+        default_target: True
+        input:
+            final_outputs(),
+
+else:
+
+    include: "workflow/rules/classify.smk"
+
+    rule classify_all:
+        default_target: True
+        input:
+            CLASSIFY_OUTPUTS,

@@ -287,6 +287,7 @@ def classify_shard(sources: pd.DataFrame, manifest: pd.DataFrame, dataset: dict,
         table[column] = np.nan
     table["predicted_class"] = pd.Series([None] * len(table), dtype=object)
     table["ood_flag"] = pd.Series([pd.NA] * len(table), dtype="boolean")
+    table["n_seeds"] = pd.Series([pd.NA] * len(table), dtype="Int64")
     if names:
         probabilities = np.stack([p for p, _ in per_seed])  # (seeds, N, C)
         mean, std = probabilities.mean(axis=0), probabilities.std(axis=0)
@@ -310,8 +311,8 @@ def classify_shard(sources: pd.DataFrame, manifest: pd.DataFrame, dataset: dict,
 
 def concatenate(shard_tables: list[str | Path], output: str | Path) -> pd.DataFrame:
     """The shards' tables, in shard order, as one table (written atomically)."""
-    frames = [pd.read_csv(path, dtype={"name": str, "reason": str}, keep_default_na=False, na_values=[""])
-              for path in shard_tables]
+    # as text: the shards' values (carried columns included) are copied, never re-parsed
+    frames = [pd.read_csv(path, dtype=str, keep_default_na=False) for path in shard_tables]
     table = pd.concat(frames, ignore_index=True)
     for frame, path in zip(frames, shard_tables):
         if list(frame.columns) != list(frames[0].columns):

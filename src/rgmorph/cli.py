@@ -94,7 +94,7 @@ example (the MiraBest study's five tang2019 seeds on your own CSV with columns n
   (--skyview instead of --mirror fetches the cutouts from NASA SkyView). It writes the config
   <output>/classify.yaml, runs snakemake with it and prints where the table landed:
   <output>/classify/classifications.csv (columns: docs/classify.md). Rerunning the same command
-  resumes: finished shards are not redone."""
+  resumes: finished shards are not redone. Arguments after '--' go to snakemake (e.g. -- -n)."""
 
 
 def _classify(arguments) -> int:
@@ -172,14 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--shard-size", type=int, default=500, help="sources per shard (default: 500)")
     classify.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2)")
     classify.add_argument("--threads", type=int, default=1, help="torch threads per classify job (default: 1)")
-    classify.add_argument("snakemake_args", nargs=argparse.REMAINDER,
-                          help="after '--': further snakemake arguments (e.g. -- -n)")
+    classify.set_defaults(snakemake_args=[])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if argv[:1] == ["classify"] and "--" in argv:  # rgmorph classify ... -- <further snakemake arguments>
+        argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     arguments = parser.parse_args(argv)
     if arguments.command == "trace":
         return _trace(arguments)
     if arguments.command == "classify":
-        if arguments.snakemake_args[:1] == ["--"]:
-            arguments.snakemake_args = arguments.snakemake_args[1:]
+        arguments.snakemake_args = extra
         return _classify(arguments)
     return 2
 
