@@ -8,7 +8,7 @@ rule paired_comparisons:
         predictions=all_predictions,
     output:
         table=report(
-            layout.table(RESULTS, "paired_comparisons.csv"),
+            f"{RESULTS}/tables/paired_comparisons.csv",
             caption="../report/paired_comparisons.rst",
             category="Tables",
             subcategory="5. Paired comparisons",
@@ -30,7 +30,7 @@ rule confounds:
         parents=list(config["confounds"]["parent_catalogues"].values()),
     output:
         table=report(
-            layout.table(RESULTS, "confounds.csv"),
+            f"{RESULTS}/tables/confounds.csv",
             caption="../report/confounds.rst",
             category="Tables",
             subcategory="6. Confounds",
@@ -51,7 +51,7 @@ rule figure_confounds:
     input:
         table=layout.table(RESULTS, "confounds.csv"),
     output:
-        png=report(layout.figure(RESULTS, "confounds"), caption="../report/confounds.rst", category="Figures",
+        png=report(f"{RESULTS}/figures/confounds.png", caption="../report/confounds.rst", category="Figures",
                    subcategory="4. Confounds"),
         pdf=layout.figure(RESULTS, "confounds", "pdf"),
     log:
