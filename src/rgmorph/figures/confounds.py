@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rgmorph.confounds import ALL, VARIANT_COLUMNS
+from rgmorph.confounds import ALL
+from rgmorph.evaluate import GROUP_COLUMNS
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
 
 PANELS = [("parent_catalogue", "parent catalogue"), ("redshift", "redshift bin, z (dimensionless)")]
@@ -33,11 +34,11 @@ def _tick_label(group: str, row: pd.Series, class_columns: list[str]) -> str:
 
 def plot_confounds(table: str | Path | pd.DataFrame, stem: str | Path) -> None:
     """Write ``stem``.png and ``stem``.pdf from an accuracy_by_group table (a frame or its CSV)."""
-    table = pd.read_csv(table, dtype={c: str for c in VARIANT_COLUMNS}, keep_default_na=False) \
+    table = pd.read_csv(table, dtype={c: str for c in GROUP_COLUMNS}, keep_default_na=False) \
         if not isinstance(table, pd.DataFrame) else table.copy()
-    table[VARIANT_COLUMNS] = table[VARIANT_COLUMNS].fillna("").astype(str)
+    table[GROUP_COLUMNS] = table[GROUP_COLUMNS].fillna("").astype(str)
     overall = table[table["class_name"] == ALL] if "class_name" in table.columns else table.iloc[:0]
-    variants = overall[VARIANT_COLUMNS].drop_duplicates().reset_index(drop=True)
+    variants = overall[GROUP_COLUMNS].drop_duplicates().reset_index(drop=True)
     shown = variants.head(MAX_VARIANTS)
     class_columns = [c for c in table.columns if c.startswith("n_") and c != "n_sources"]
 
@@ -52,7 +53,7 @@ def plot_confounds(table: str | Path | pd.DataFrame, stem: str | Path) -> None:
         groups = list(dict.fromkeys(rows["group"]))  # the table's order
         counts = rows.drop_duplicates("group").set_index("group")
         for v, variant in shown.iterrows():
-            mine = rows.merge(variant.to_frame().T, on=VARIANT_COLUMNS).set_index("group").reindex(groups)
+            mine = rows.merge(variant.to_frame().T, on=GROUP_COLUMNS).set_index("group").reindex(groups)
             x = np.arange(len(groups)) + (v - (len(shown) - 1) / 2) * width
             axis.errorbar(x, mine["accuracy_mean"], yerr=mine["accuracy_std"], fmt=MARKERS[v], markersize=4.5,
                           color=OKABE_ITO[v % len(OKABE_ITO)], capsize=2, linewidth=1,
