@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class
+.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class classify
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ full: $(STAMP)
 # MiraBest confident (FRI/FRII on FIRST) with the uncertain sources scored apart: the README's CPU run
 mirabest: $(STAMP)
 	$(SNAKEMAKE) --configfile config/mirabest.yaml config/mirabest_cpu.yaml
+
+# The 1255 MiraBest positions classified by the MiraBest study's tang2019 seeds, with the OOD check
+# (docs/classify.md); needs the checkpoints of `make mirabest`
+classify: $(STAMP)
+	$(SNAKEMAKE) --configfile config/classify.yaml
 
 # FRI/FRII/Bent: first class_balance chosen on validation (one short run per choice; compare
 # results/three_class_balance/*/tables/summary_validation.csv), then the study with the choice made

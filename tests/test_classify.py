@@ -1,6 +1,7 @@
-"""Classify study end to end: a tiny model trained here, then an unlabelled catalogue (labels removed, one
-position the mirror does not hold) classified in 2 shards; columns, probabilities, entropy, the missing
-source, the OOD threshold, and resuming after deleting the final table and one shard."""
+"""Classify study end to end: a tiny model trained here, then an unlabelled catalogue (split removed, the label
+only carried for classify.check; one position the mirror does not hold) classified in 2 shards; columns,
+probabilities, entropy, the missing source, the OOD threshold, the check against the study's test sources,
+and resuming after deleting the final table and one shard."""
 
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 import yaml
 
 from conftest import QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, REPO
-from rgmorph import classify, layout
+from rgmorph import classify, classify_check, layout
 from rgmorph.batched import D4Average, d4_views
 from rgmorph.dataset import load_dataset
 from rgmorph.train import load_checkpoint, predict_logits
@@ -20,6 +21,7 @@ from rgmorph.train import load_checkpoint, predict_logits
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 SEEDS = [0, 1]
 MISSING = "NOWHERE J0000-8000"  # FIRST never observed this far south: not in the mirror
+CHECK_GROUPS = {"FRI": {"fr_class": ["FRI"]}, "FRII": {"fr_class": ["FRII"]}}
 
 
 def _snakemake(*arguments):
@@ -53,11 +55,14 @@ def classified(tmp_path_factory):
     checkpoints = classify.checkpoint_paths(folder / "study", "FIRST", "tang2019", SEEDS)
     _snakemake("--cores", "2", *checkpoints, "--configfile", str(folder / "train.yaml"))
 
-    # unlabelled: sources training never saw, labels and split removed, plus one position no mirror holds
-    unseen = catalogue[~catalogue["name"].isin(training["name"])].head(8)
-    unlabelled = unseen.drop(columns=["fr_class", "split"])
+    # unlabelled: sources training never saw (4 of the study's test split, 4 outside the study), split removed,
+    # fr_class only carried (the check's hidden label), plus one position no mirror holds
+    study_sources = pd.read_csv(layout.sources(folder / "study"), dtype=str)
+    tested = study_sources[study_sources["split"] == "test"].groupby("class_name").head(2)["name"]
+    unseen = catalogue[~catalogue["name"].isin(training["name"])].head(4)
+    unlabelled = pd.concat([catalogue[catalogue["name"].isin(tested)], unseen]).drop(columns=["split"])
     unlabelled = pd.concat([unlabelled, pd.DataFrame([{"name": MISSING, "ra": "00 00 00.0", "dec": "-80 00 00",
-                                                       "z": "0.5"}])], ignore_index=True)
+                                                       "z": "0.5", "fr_class": ""}])], ignore_index=True)
     unlabelled.to_csv(folder / "unlabelled.csv", index=False)
     config = {"classify": {
         "catalogue": {"path": str(folder / "unlabelled.csv")},
@@ -65,19 +70,20 @@ def classified(tmp_path_factory):
         "results_dir": str(folder / "out"),
         "shard_size": 5,  # 9 sources: 2 shards
         "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR), "retries": 0},
+        "check": {"label_column": "fr_class", "groups": CHECK_GROUPS, "bootstrap_resamples": 50},
     }}
     config_path = folder / "classify.yaml"
     config_path.write_text(yaml.safe_dump(config))
     _snakemake("--cores", "2", "--configfile", str(config_path))
     out = folder / "out" / "classify"
-    return {"folder": folder, "out": out, "config": config_path, "unlabelled": unlabelled,
+    return {"folder": folder, "out": out, "config": config_path, "unlabelled": unlabelled, "tested": tested.tolist(),
             "checkpoints": checkpoints, "table": pd.read_csv(out / "classifications.csv")}
 
 
 def test_every_column_and_the_probabilities(classified):
     table, unlabelled = classified["table"], classified["unlabelled"]
     assert list(table.columns) == [
-        "name", "ra_deg", "dec_deg", "z", "status", "reason", "predicted_class", "prob_FRI", "prob_FRII",
+        "name", "ra_deg", "dec_deg", "z", "fr_class", "status", "reason", "predicted_class", "prob_FRI", "prob_FRII",
         "prob_FRI_std", "prob_FRII_std", "entropy", "ood_score", "ood_threshold", "ood_flag", "n_seeds"]
     assert table["name"].tolist() == unlabelled["name"].tolist()  # every source, in catalogue order
     assert table["z"].astype(str).tolist() == unlabelled["z"].astype(str).tolist()  # carried through
@@ -126,6 +132,23 @@ def test_ood_threshold_is_the_95th_percentile_of_validation_energies(classified)
     assert record["validation_sources"] == len(energies)
 
 
+def test_the_check_against_the_study_test_sources(classified):
+    check = pd.read_csv(classified["out"] / "ood_check.csv").set_index("group")
+    assert check.index.tolist() == ["reference", "FRI", "FRII"]
+    table = classified["table"]
+    done = table[table["status"] == "classified"]
+    reference = done[done["name"].isin(classified["tested"])]
+    assert check.loc["reference", "n"] == len(classified["tested"]) == 4
+    agreed = reference["predicted_class"] == reference["fr_class"]
+    assert check.loc["reference", "agreement"] == pytest.approx(agreed.mean())
+    for group in ("FRI", "FRII"):
+        rows = done[done["fr_class"] == group]
+        flagged = rows["ood_flag"].astype(str).str.lower().eq("true")
+        assert check.loc[group, "n"] == len(rows) and check.loc[group, "ood_flag_rate"] == pytest.approx(flagged.mean())
+        assert check.loc[group, "auroc_ood_score"] == pytest.approx(
+            classify_check.auroc(reference["ood_score"].to_numpy(), rows["ood_score"].to_numpy()))
+
+
 def test_scores_of_a_d4_checkpoint(classified):
     """A D4 test-time-averaged model: probabilities as predict_logits gives them, energy from the views' logits."""
     model, _ = load_checkpoint(classified["checkpoints"][0])
@@ -145,7 +168,8 @@ def test_resume_redoes_only_what_is_missing(classified):
     assert _planned_jobs(config_path) == {}  # nothing to do
     (out / "classifications.csv").unlink()
     (out / "shards" / "1" / "classifications.csv").unlink()
-    assert _planned_jobs(config_path) == {"classify_shard": 1, "classify_collect": 1, "classify_all": 1, "total": 3}
+    assert _planned_jobs(config_path) == {"classify_shard": 1, "classify_collect": 1, "classify_check": 1,
+                                          "classify_all": 1, "total": 4}
     _snakemake("--cores", "2", "--configfile", str(config_path))
     assert [path.stat().st_mtime_ns for path in kept] == mtimes  # the untouched shard was not redone
     pd.testing.assert_frame_equal(pd.read_csv(out / "classifications.csv"), classified["table"])

@@ -100,6 +100,11 @@ def sources(results: str | Path) -> str:
     return f"{results}/catalogue/sources.csv"
 
 
+def classify(results: str | Path) -> str:
+    """The folder of a classify study's outputs: classifications.csv, ood_check.csv, shards/ (docs/classify.md)."""
+    return f"{results}/classify"
+
+
 def table(results: str | Path, name: str) -> str:
     return f"{results}/tables/{name}"
 

@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from rgmorph import classify as classify_lib
+from rgmorph import layout
 
 min_version("9.0")
 
@@ -19,7 +20,7 @@ validate(config, schema="../schemas/classify.schema.yaml", set_default=True)
 
 CLASSIFY = config["classify"]
 STUDY = CLASSIFY["study"]
-CLASSIFY_OUT = f"{CLASSIFY['results_dir'] or STUDY['results_dir']}/classify"
+CLASSIFY_OUT = layout.classify(CLASSIFY["results_dir"] or STUDY["results_dir"])
 SHARD_DIR = f"{CLASSIFY_OUT}/shards/{{shard}}"
 if not os.path.isfile(CLASSIFY["catalogue"]["path"]):
     raise WorkflowError(f"classify.catalogue.path {CLASSIFY['catalogue']['path']} is not a file")
@@ -150,3 +151,27 @@ rule classify_collect:
         "../../envs/rgmorph.yaml"
     script:
         "../scripts/classify_collect.py"
+
+
+# classify.check (optional): the OOD score on groups of classified sources against the study's test sources
+if "check" in CLASSIFY:
+    CLASSIFY_OUTPUTS.append(f"{CLASSIFY_OUT}/ood_check.csv")
+
+    rule classify_check:
+        input:
+            table=f"{CLASSIFY_OUT}/classifications.csv",
+            sources=layout.sources(STUDY["results_dir"]),
+        output:
+            check=f"{CLASSIFY_OUT}/ood_check.csv",
+        params:
+            groups=CLASSIFY["check"]["groups"],
+            label_column=CLASSIFY["check"]["label_column"],
+            reference_split=CLASSIFY["check"]["reference_split"],
+            n_resamples=CLASSIFY["check"]["bootstrap_resamples"],
+            seed=CLASSIFY["check"]["bootstrap_seed"],
+        log:
+            f"{CLASSIFY_OUT}/logs/check.log",
+        conda:
+            "../../envs/rgmorph.yaml"
+        script:
+            "../scripts/classify_check.py"
