@@ -36,14 +36,19 @@ case "${1:-}" in
        fi ;;
 esac
 
+# results_dir as Snakemake will merge it, checked as Snakemake checks it: never an empty, root or '..' path
+# ("rm -rf /figures" is not a way to regenerate figures)
 results=$(python -c '
 import sys, yaml
+from rgmorph.config_check import results_dir_problems
 results_dir = "results"
 for path in sys.argv[1:]:
     results_dir = (yaml.safe_load(open(path)) or {}).get("results_dir", results_dir)
-print(results_dir)' "${CONFIG[@]}")
-# never an empty or root results_dir: "rm -rf /figures" is not a way to regenerate figures
-case "$results" in "" | / | *..*) echo "dvc-pull: results_dir '$results' must be a folder inside the project" >&2; exit 2 ;; esac
+problems = results_dir_problems("" if results_dir is None else str(results_dir))
+if problems:
+    merged = " + ".join(sys.argv[1:])
+    sys.exit(f"dvc-pull: {problems[0]} (in {merged}); nothing was removed")
+print(results_dir)' "${CONFIG[@]}") || exit 2
 rm -rf -- "${results:?}/figures"
 snakemake --profile workflow/profiles/default --configfile "${CONFIG[@]}" --touch --forceall --quiet rules
 echo "dvc-pull: every output on disk is up to date for Snakemake; 'snakemake --profile workflow/profiles/default --configfile ${CONFIG[*]}' makes the rest (figures)." >&2

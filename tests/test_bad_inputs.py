@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -330,7 +332,8 @@ def test_preprocess_lists_every_missing_cutout_before_processing_any(tmp_path, s
         build_dataset(extra, manifest, tmp_path / "out", tmp_path / "d.npz", CLASS_NAMES, "FIRST")
 
 
-@pytest.mark.parametrize("results_dir", ["", "  ", "/", "../elsewhere", "results/../..", "results; rm -rf ~", "a$HOME"])
+@pytest.mark.parametrize("results_dir", ["", "  ", "/", "//", "/./", "../elsewhere", "results/../..",
+                                         "results; rm -rf ~", "a$HOME"])
 def test_a_results_dir_that_would_become_a_dangerous_path_or_shell_word_is_refused(results_dir):
     problems = config_check.results_dir_problems(results_dir)
     assert len(problems) == 1 and problems[0].startswith("config key results_dir:")
@@ -339,3 +342,55 @@ def test_a_results_dir_that_would_become_a_dangerous_path_or_shell_word_is_refus
 def test_ordinary_results_dirs_are_accepted(tmp_path):
     for results_dir in ("results", "results/quickstart", str(tmp_path / "results")):
         assert config_check.results_dir_problems(results_dir) == []
+
+
+def test_dvc_yaml_quotes_every_config_value_it_puts_in_a_command():
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    # the names dvc.yaml takes from config files ('config/config.yaml:results_dir,catalogue')
+    from_config = [name for entry in dvc["vars"] if isinstance(entry, str) for name in entry.split(":")[1].split(",")]
+    assert "results_dir" in from_config
+    commands = [stage["cmd"] for stage in dvc["stages"].values()]
+    assert any("${results_dir}" in command for command in commands)
+    for command in commands:
+        unquoted = re.sub(r'"[^"]*"', "", command)  # what is left outside double quotes
+        for name in from_config:
+            assert "${" + name not in unquoted, f"dvc.yaml: ${{{name}}} unquoted in: {command}"
+
+
+def _dvc_pull_no_pull(tmp_path: Path, results_dir) -> tuple[subprocess.CompletedProcess, Path]:
+    """scripts/dvc-pull.sh --no-pull in a project whose config sets ``results_dir``, with an rm and a snakemake
+    that only record their calls (in the returned log)."""
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    (project / "config").mkdir()
+    shutil.copy2(REPO / "scripts" / "dvc-pull.sh", project / "scripts")
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump({"results_dir": results_dir}))
+    (project / "config" / "published.yaml").write_text("{}\n")
+    log, fake = tmp_path / "calls.log", tmp_path / "bin"
+    fake.mkdir()
+    for name in ("rm", "snakemake"):
+        (fake / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{log}"\n')
+        (fake / name).chmod(0o755)
+    env = {**os.environ, "PATH": os.pathsep.join([str(fake), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    result = subprocess.run(["bash", "scripts/dvc-pull.sh", "--no-pull"], cwd=project, env=env, capture_output=True,
+                            text=True)
+    return result, log
+
+
+@pytest.mark.parametrize("results_dir", ["", "/", "//", "../outside", None])
+def test_dvc_pull_refuses_a_results_dir_outside_the_project_and_removes_nothing(tmp_path, results_dir):
+    outside = tmp_path / "outside" / "figures"  # ../outside/figures seen from the project
+    outside.mkdir(parents=True)
+    (outside / "keep.png").write_bytes(b"not ours")
+    result, log = _dvc_pull_no_pull(tmp_path, results_dir)
+    assert result.returncode == 2, result.stderr
+    assert "config key results_dir" in result.stderr and "nothing was removed" in result.stderr, result.stderr
+    assert not log.exists(), log.read_text()  # neither rm nor snakemake ran
+    assert (outside / "keep.png").read_bytes() == b"not ours"
+
+
+def test_dvc_pull_with_a_results_dir_in_the_project_removes_its_figures_only(tmp_path):
+    """The same harness on a good results_dir: the refusals above are the check, not a broken script."""
+    result, log = _dvc_pull_no_pull(tmp_path, "results/quickstart")
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines()[0] == "rm -rf -- results/quickstart/figures"

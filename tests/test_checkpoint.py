@@ -3,6 +3,8 @@ one is refused (and its code never runs), and the same training gives the same b
 
 from __future__ import annotations
 
+import json
+import pickle
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 from rgmorph.checkpoint import UnsafeCheckpointError, load_checkpoint, run_info_path
+from rgmorph.files import sha256_file
 from rgmorph.train import TrainSettings, train_seeds
 from conftest import write_synthetic_dataset
 
@@ -35,6 +38,48 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_and_the_code_does_n
     torch.save({"model_name": "lenet", "state_dict": {}, "payload": _CreatesAFile(planted)}, path)
     with pytest.raises(UnsafeCheckpointError, match=r"checkpoint\.pt.*retrain"):
         load_checkpoint(path)
+    assert not planted.exists()
+
+
+def test_a_gabor_svm_checkpoint_holding_a_pickled_model_is_refused_and_the_code_does_not_run(tmp_path):
+    planted = tmp_path / "planted.txt"
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"model_name": "gabor_svm", "estimator_state": {"svc": _CreatesAFile(planted)}}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"checkpoint\.pt is refused: .*could run code.*retrain it"):
+        load_checkpoint(path)
+    assert not planted.exists() and path.is_file()  # refused, not set aside as damaged
+
+
+def test_an_old_format_gabor_svm_checkpoint_without_its_state_is_refused_saying_how_to_convert(tmp_path):
+    planted = tmp_path / "planted.txt"
+    path = tmp_path / "checkpoint.pt"
+    # the old format: the joblib dump of the fitted model as bytes, which only unpickling would read
+    torch.save({"model_name": "gabor_svm", "estimator": pickle.dumps(_CreatesAFile(planted))}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"checkpoint\.pt is a gabor_svm checkpoint of an older format "
+                                                    r"\(a pickled model\); retrain it \(remove it and rerun the "
+                                                    r"train rule\)"):
+        load_checkpoint(path)
+    assert not planted.exists()
+
+
+@pytest.mark.parametrize("via_metrics", [False, True], ids=["directly", "via-metrics.json"])
+def test_rgmorph_trace_of_a_planted_checkpoint_does_not_run_its_code(tmp_path, via_metrics):
+    planted = tmp_path / "planted.txt"
+    checkpoint = tmp_path / "models" / "FIRST" / "lenet" / "seed0" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"model_name": "lenet", "state_dict": {}, "payload": _CreatesAFile(planted)}, checkpoint)
+    target = checkpoint
+    if via_metrics:
+        target = tmp_path / "evaluation" / "FIRST" / "lenet" / "seed0" / "metrics.json"
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps({"run": {"model": "lenet", "checkpoint": str(checkpoint),
+                                              "checkpoint_sha256": sha256_file(checkpoint)}}))
+    traced = subprocess.run([sys.executable, "-m", "rgmorph.cli", "trace", str(target)], capture_output=True,
+                            text=True)
+    printed = traced.stdout
+    assert traced.returncode == 0, traced.stderr
+    listed = f"model [checkpoint] {checkpoint}" if via_metrics else f"model {checkpoint}"
+    assert listed in printed and f"sha256 {sha256_file(checkpoint)}" in printed, printed
     assert not planted.exists()
 
 

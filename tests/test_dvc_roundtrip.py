@@ -1,14 +1,16 @@
 """DVC round trip on a tiny run: dvc repro -> dvc push -> fresh git clone -> dvc pull -> snakemake.
 
 What a collaborator does with a published run, end to end, in temporary git repositories:
-the clone pulls cutouts, datasets, models and metrics from a local-directory remote, Snakemake
-finds nothing to do up to the summary table and regenerates the figures only, byte for byte.
+the run is pushed to a directory remote, which is then served read-only over HTTP on 127.0.0.1
+(as a published run is, docs/dvc.md); the clone pulls cutouts, datasets, models and metrics over
+HTTP, Snakemake finds nothing to do up to the summary table and regenerates the figures only.
 Also checks the rerun triggers after a pull (DVC keeps no modification times) and that
 `dvc metrics` and `dvc plots` read the run.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +18,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +51,25 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n"
                              f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def served_read_only(folder: Path):
+    """``folder`` over HTTP on 127.0.0.1, GET and HEAD only (a read-only remote); yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def rules_in(output: str) -> set[str]:
@@ -111,18 +135,19 @@ def round_trip(tmp_path_factory):
     run(["git", "commit", "-qm", "run"], origin)
     push = run(["dvc", "push"], origin)
 
-    # 2. A collaborator: fresh clone (no results/, no .snakemake/), remote path set for this
-    #    clone only, pull and touch, then Snakemake.
+    # 2. A collaborator: fresh clone (no results/, no .snakemake/), the pushed remote served
+    #    read-only over HTTP and set for this clone only, pull and touch, then Snakemake.
     run(["git", "clone", "-q", str(origin), str(clone)], root)
-    run(["dvc", "remote", "modify", "--local", "local", "url", str(root / "rgmorph-dvc-remote")], clone)
-    pulled = run(["scripts/dvc-pull.sh"], clone)
+    with served_read_only(root / "rgmorph-dvc-remote") as url:
+        run(["dvc", "remote", "modify", "--local", "local", "url", url], clone)
+        pulled = run(["scripts/dvc-pull.sh"], clone)
     status_after_pull = run(["dvc", "status", "--json"], clone)
     dry_run = run([*SNAKEMAKE, "--dry-run"], clone)
     models_before = {path: path.stat().st_mtime_ns for path in (clone / "results" / "models").rglob("*")}
     regenerate = run(SNAKEMAKE, clone)
     return {
         "root": root, "origin": origin, "clone": clone, "repro": repro, "after_repro": after_repro,
-        "push": push, "pulled": pulled, "status_after_pull": json.loads(status_after_pull.stdout),
+        "push": push, "pulled": pulled, "url": url, "status_after_pull": json.loads(status_after_pull.stdout),
         "dry_run": dry_run, "regenerate": regenerate, "models_before": models_before,
     }
 
@@ -149,8 +174,10 @@ def test_push_fills_the_default_local_remote(round_trip):
     assert not (remote / "files" / "md5" / figures["md5"][:2] / figures["md5"][2:]).exists()
 
 
-def test_pull_restores_the_run_exactly(round_trip):
+def test_pull_over_a_read_only_http_remote_restores_the_run_exactly(round_trip):
     origin, clone = round_trip["origin"], round_trip["clone"]
+    assert round_trip["url"].startswith("http://127.0.0.1:")
+    assert round_trip["url"] in (clone / ".dvc" / "config.local").read_text()
     for folder in ("catalogue", "cutouts", "datasets", "models", "evaluation", "tables"):
         assert digests(clone / "results" / folder) == digests(origin / "results" / folder), folder
     # only the figures are missing after the pull

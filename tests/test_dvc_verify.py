@@ -7,15 +7,12 @@ pulled into the cache and the workspace as if it were the published data.
 from __future__ import annotations
 
 import configparser
-import functools
 import shutil
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import REPO
-from test_dvc_roundtrip import run
+from test_dvc_roundtrip import run, served_read_only
 
 
 def _project_remotes() -> dict[str, configparser.SectionProxy]:
@@ -33,25 +30,13 @@ def test_every_remote_verifies_what_it_pulls():
         assert remote.getboolean("verify", fallback=False), f"remote {name!r}: set verify = true in .dvc/config"
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def http_remote(tmp_path):
     """A DVC remote directory served read-only over HTTP on 127.0.0.1."""
     folder = tmp_path / "rgmorph-dvc-remote"
     folder.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_read_only(folder) as url:
+        yield folder, url
 
 
 @pytest.mark.slow

@@ -53,7 +53,8 @@ def test_preprocessing_on_a_real_first_cutout(tmp_path):
                         sha256=np.array(["0" * 64]), class_names=np.array(["FRI", "FRII"]),
                         pixel_scale_arcsec=np.array([1.8]), survey=np.array("FIRST"))
     manifest = tmp_path / "manifest.csv"
-    pd.DataFrame({"name": ["REAL 1"], "survey": ["FIRST"], "file": [file.removeprefix("FIRST/")]}).to_csv(manifest)
+    pd.DataFrame({"name": ["REAL 1"], "survey": ["FIRST"], "file": [file.removeprefix("FIRST/")], "sha256": ["0" * 64],
+                  "status": ["ok"], "detail": [""]}).to_csv(manifest, index=False)  # the columns fetch writes
     figures.plot_preprocessing_steps(dataset, manifest, QUICKSTART_MIRROR / "FIRST", tmp_path / "preprocessing")
     assert_nontrivial(tmp_path / "preprocessing")
 

@@ -1,7 +1,10 @@
-"""The HTML report: every figure and table is flagged with a caption that renders, and a real headless
-browser (Debian's chromium) shows the report's images."""
+"""The HTML report: every figure and table is flagged with a caption that renders; a report built here holds
+every figure byte for byte with its caption (no browser needed); a real headless browser (Debian's chromium),
+where there is one, shows the report's images."""
 
+import base64
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +17,7 @@ import yaml
 from docutils.core import publish_parts
 
 from conftest import REPO
+from rgmorph import settings
 
 RULES = REPO / "workflow" / "rules"
 CAPTIONS = REPO / "workflow" / "report"
@@ -75,6 +79,58 @@ def test_captions_render_and_state_data_seeds_and_split(config_file):
         if caption.stem in ("learning_curves", "confusion_matrices", "roc_curves", "variant_comparison",
                             "transfer_comparison", "table_main", "table_transfer", "confident_errors"):
             assert f"{seeds}" in html and "seed" in html.lower(), caption.name
+
+
+def _figure_report(folder: Path, config: dict) -> Path:
+    """A Snakemake report holding one PNG per figure the workflow flags, each under the caption file its rule
+    names, made with the project's figure style; returns the report's path."""
+    import matplotlib.pyplot as plt
+
+    results = config["results_dir"]
+    rules = []
+    for name in _names("figure_names"):
+        figure, axis = plt.subplots(figsize=(3, 2))
+        axis.set_title(name)  # each image its own bytes
+        figure.savefig(folder / f"{name}.png", dpi=60)
+        plt.close(figure)
+        caption = CAPTIONS / _flagged()[f"figures/{name}.png"]
+        rules.append(f"rule figure_{name}:\n    input: '{name}.png'\n"
+                     f"    output: report('{results}/figures/{name}.png', caption='{caption}', category='Figures')\n"
+                     "    shell: 'cp {input} {output}'\n")
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (folder / "Snakefile").write_text(
+        f"configfile: 'config.yaml'\nreport: '{CAPTIONS / 'workflow.rst'}'\n\n"
+        f"rule all:\n    input: {[f'{results}/figures/{name}.png' for name in _names('figure_names')]!r}\n\n"
+        + "\n".join(rules))
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(folder)]
+    for extra in ([], ["--report", str(folder / "report.html")]):
+        result = subprocess.run([*snakemake, *extra], capture_output=True, text=True, cwd=folder)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "report.html"
+
+
+def _embedded_results(report: Path) -> dict:
+    """What a Snakemake report embeds: {path: {name, caption (HTML), data_uri, ...}} (its ``var results``)."""
+    html = report.read_text()
+    script = html[html.index('<script id="results">'):]
+    return json.loads(re.search(r"var results = (\{.*?\});\s*</script>", script, flags=re.DOTALL)[1])
+
+
+def _text(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_report_holds_every_figure_as_the_image_written_with_its_caption(tmp_path):
+    config = settings.load([REPO / "config" / "quickstart.yaml"])
+    embedded = _embedded_results(_figure_report(tmp_path, config))
+    for name in _names("figure_names"):
+        entry = embedded[f"{config['results_dir']}/figures/{name}.png"]
+        header, data = entry["data_uri"].split(",", 1)
+        assert header.startswith("data:image/png") and header.endswith(";base64"), name
+        assert base64.b64decode(data) == (tmp_path / f"{name}.png").read_bytes(), name
+        caption = CAPTIONS / _flagged()[f"figures/{name}.png"]
+        assert _text(entry["caption"]) == _text(_render(caption, config)), name
+    assert len(embedded) == len(_names("figure_names"))
 
 
 def _load_screenshot_module():

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions
+from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, read_predictions
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Variant
 from rgmorph.metrics import _percentile_bootstrap, _ranking_metrics
@@ -90,7 +90,7 @@ def seed_ensemble(paths: list[Path]) -> dict | None:
     Scores are class-1 probabilities for two classes, else (N, K) (``_aligned_predictions``); the
     mean of class-1 probabilities is the class-1 probability of the mean, so both decide alike.
     """
-    first = pd.read_csv(paths[0])
+    first = read_predictions(paths[0])
     class_names = tuple(str(column)[len("probability_"):] for column in first.columns
                         if str(column).startswith("probability_"))
     aligned = _aligned_predictions(paths, class_names)

@@ -58,7 +58,7 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
 def results_dir_problems(results_dir: str) -> list[str]:
     """results_dir becomes paths and shell words (dvc.yaml, scripts/dvc-pull.sh): no empty, root or '..' path."""
     parts = Path(results_dir).parts
-    if not results_dir.strip() or Path(results_dir) == Path("/") or ".." in parts:
+    if not results_dir.strip() or parts in (("/",), ("//",)) or ".." in parts:  # '//' and '/./' are '/' too
         return [f"config key results_dir: {results_dir!r} must name a folder (not empty, not '/', without '..')"]
     if any(character in results_dir for character in "\n\"'`$;&|"):
         return [f"config key results_dir: {results_dir!r} holds a character that shells read specially"]

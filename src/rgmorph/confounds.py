@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from rgmorph.evaluate import GROUP_COLUMNS
+from rgmorph.evaluate import GROUP_COLUMNS, read_predictions
 from rgmorph.files import write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _predictions(runs: pd.DataFrame) -> pd.DataFrame:
     """Every run's test predictions, one row per (run, source), with ``correct``."""
     frames = []
     for run in runs.itertuples(index=False):  # one file per run, not a loop over sources
-        frame = pd.read_csv(run.predictions_file)
+        frame = read_predictions(run.predictions_file)
         frame = frame.assign(**{column: getattr(run, column) for column in [*GROUP_COLUMNS, "seed"]})
         frames.append(frame)
     joined = pd.concat(frames, ignore_index=True)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.layout import Run
-from rgmorph.files import sha256_file, write_csv_atomic, write_json_atomic
+from rgmorph.files import read_checked_csv, sha256_file, write_csv_atomic, write_json_atomic
 from rgmorph.metrics import (
     bootstrap_intervals,
     bootstrap_mean,
@@ -155,12 +155,30 @@ def _metric_columns(report: dict) -> dict:
 
 
 GROUP_COLUMNS = ["model", "kind", "pretrained_on", "trained_on", "survey"]
+PREDICTION_COLUMNS = ["name", "label", "class_name", "predicted"]  # and probability_<class> per class
+
+
+def evaluation_rule(path: str | Path) -> str:
+    """The rule that writes an evaluation file (metrics or predictions) of a run: what remakes it."""
+    try:
+        transfer = Run.from_path(path).kind == "transfer"
+    except ValueError:  # not in the workflow's layout
+        transfer = False
+    extra_split = Path(path).stem not in ("metrics", "predictions")
+    return ("evaluate_transfer" if transfer else "evaluate") + ("_extra_split" if extra_split else "")
+
+
+def read_predictions(path: str | Path, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """A run's predictions file, every value present; a damaged one is set aside for the rule that remakes it."""
+    probabilities = [f"probability_{name}" for name in (() if class_names is None else class_names)]
+    return read_checked_csv(path, evaluation_rule(path), PREDICTION_COLUMNS + probabilities,
+                            dtype={"name": str, "class_name": str})
 
 
 def _aligned_predictions(paths: Sequence[Path], class_names: Sequence[str]
                          ) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
     """True labels and scores (class-1 probabilities for two classes, else (N, K)) of each run, by source name."""
-    frames = [pd.read_csv(path) for path in paths]
+    frames = [read_predictions(path, class_names) for path in paths]
     reference = frames[0]["name"].astype(str).tolist()
     trues, scores = [], []
     for frame in frames:

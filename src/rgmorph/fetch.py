@@ -797,6 +797,13 @@ def library_versions() -> dict:
     return {"python": platform.python_version(), "platform": platform.platform(), **versions}
 
 
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """A survey's manifest.csv as the later stages read it; a damaged one is set aside for the fetch rule."""
+    text_columns = {column: str for column in ("name", "survey", "file", "sha256", "status", "detail")}
+    return files.read_checked_csv(path, "fetch", ["name", "file", "sha256", "status", "detail"],
+                                  filled_columns=["name", "status"], dtype=text_columns)
+
+
 def report_path_for(manifest_path: str | Path) -> Path:
     """Where fetch_survey writes its report: ``manifest.csv`` -> ``manifest.report.json``."""
     return Path(manifest_path).with_suffix(".report.json")

@@ -1,9 +1,10 @@
-"""Small file helpers shared by every stage: atomic writes and hashing."""
+"""Small file helpers shared by every stage: atomic writes, hashing and checked reads of damaged files."""
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import socket
 import tempfile
 import zipfile
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -153,6 +155,15 @@ class DamagedFileError(RuntimeError):
     """An input file that cannot be read; the message names it and the rule that remakes it."""
 
 
+def set_aside(path: str | Path, remade_by: str, reason: str) -> DamagedFileError:
+    """Move a damaged ``path`` to ``<name>.damaged``, so that Snakemake remakes it on the next run; return the
+    error that names the file, why it is damaged and the rule that remakes it."""
+    aside = Path(path).with_name(Path(path).name + ".damaged")
+    os.replace(path, aside)
+    return DamagedFileError(f"{path} is damaged ({reason}); it was moved to {aside.name}: "
+                            f"rerun and the '{remade_by}' rule remakes it")
+
+
 @contextmanager
 def checked_read(path: str | Path, remade_by: str):
     """Reading ``path`` inside this block: a damaged file (truncated, corrupt) is set aside as
@@ -162,7 +173,29 @@ def checked_read(path: str | Path, remade_by: str):
     except (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as error:
         if isinstance(error, (FileNotFoundError, DamagedFileError)) or not Path(path).is_file():
             raise
-        aside = Path(path).with_name(Path(path).name + ".damaged")
-        os.replace(path, aside)
-        raise DamagedFileError(f"{path} is damaged ({type(error).__name__}: {error}); it was moved to {aside.name}: "
-                               f"rerun and the '{remade_by}' rule remakes it") from error
+        raise set_aside(path, remade_by, f"{type(error).__name__}: {error}") from error
+
+
+def read_checked_csv(path: str | Path, remade_by: str, required_columns: Sequence[str],
+                     filled_columns: Sequence[str] | None = None, dtype: dict | None = None):
+    """A CSV file that a rule wrote, as a DataFrame. A damaged one (cut short, unreadable, without a
+    ``required_columns`` or with an empty value in ``filled_columns``: all columns if None) is set aside
+    (``set_aside``) and named. Only empty fields are missing values: a source named 'NA' stays 'NA'."""
+    import pandas as pd
+
+    data = Path(path).read_bytes()  # a missing file is not a damaged one: FileNotFoundError
+    if data and not data.endswith(b"\n"):  # every writer ends its last line; a cut-short file does not
+        raise set_aside(path, remade_by, "it is cut short: its last line does not end")
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=dtype, keep_default_na=False, na_values=[""])
+    except ValueError as error:  # empty, unparseable, not UTF-8, a value of the wrong type
+        raise set_aside(path, remade_by, f"it cannot be read as CSV: {error}") from error
+    missing = [column for column in required_columns if column not in frame.columns]
+    if missing:
+        raise set_aside(path, remade_by, f"it lacks column(s) {missing}; it has {list(frame.columns)}")
+    empty = frame[list(frame.columns if filled_columns is None else filled_columns)].isna()
+    if empty.to_numpy().any():
+        flagged = empty.stack()
+        row, column = flagged[flagged].index[0]
+        raise set_aside(path, remade_by, f"column '{column}' is empty in row {row + 1}")
+    return frame

@@ -4,13 +4,14 @@ import pandas as pd
 
 from rgmorph import provenance
 from rgmorph.catalogue import catalogue_paths
+from rgmorph.fetch import read_manifest
 from rgmorph.logs import logged
 from rgmorph.preprocess import build_dataset
 
 with logged(snakemake.log[0]):
     build_dataset(
-        sources=pd.read_csv(snakemake.input.sources),
-        manifest=pd.read_csv(snakemake.input.manifest),
+        sources=pd.read_csv(snakemake.input.sources, dtype={"name": str}),  # names as the manifest reads them
+        manifest=read_manifest(snakemake.input.manifest),
         cutout_dir=Path(snakemake.input.manifest).parent,
         output=snakemake.output.dataset,
         class_names=snakemake.params.class_names,

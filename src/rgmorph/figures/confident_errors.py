@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.dataset import load_dataset
+from rgmorph.evaluate import read_predictions
 from rgmorph.figures.runs import variant_from_path
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image
 
@@ -17,7 +18,7 @@ def confident_errors(prediction_paths: list[str | Path], class_names: list[str])
     """Per source: mean over seeds of P(true class), and in how many seeds it is misclassified; wrong ones first."""
     frames = []
     for path in prediction_paths:
-        frame = pd.read_csv(path)
+        frame = read_predictions(path, class_names)
         probability = frame[[f"probability_{name}" for name in class_names]].to_numpy()
         frame = frame.assign(p_true=probability[np.arange(len(frame)), frame["label"].to_numpy()],
                              wrong=(frame["predicted"] != frame["label"]).astype(int))

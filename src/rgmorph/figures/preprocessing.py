@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from rgmorph.dataset import load_dataset
+from rgmorph.fetch import read_manifest
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, IMAGE_COLOURMAP, IMAGE_STRETCH, save_figure
 from rgmorph.preprocess import preprocessing_steps, read_fits_image
 
@@ -25,7 +25,7 @@ def plot_preprocessing_steps(dataset_path: str | Path, manifest_path: str | Path
                              stem: str | Path, sigma: float = 3.0) -> None:
     """Raw cutout -> NaN to 0 -> sigma clipped -> normalised, for the most extended training source."""
     source_name = most_extended_source(dataset_path)
-    manifest = pd.read_csv(manifest_path).set_index("name")
+    manifest = read_manifest(manifest_path).set_index("name")
     survey = manifest.loc[source_name, "survey"]
     image, header = read_fits_image(Path(cutout_dir) / manifest.loc[source_name, "file"], with_header=True)
     steps = preprocessing_steps(image, sigma)

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from rgmorph.dataset import load_dataset
+from rgmorph.evaluate import read_predictions
 from rgmorph.figures.style import (
     DIVERGING_COLOURMAP, DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image,
 )
@@ -82,7 +83,7 @@ def plot_saliency(checkpoint_paths: list[str | Path], dataset_paths: list[str | 
     for checkpoint_path, dataset_path, prediction_path in zip(checkpoint_paths, dataset_paths, prediction_paths):
         model, checkpoint = load_checkpoint(checkpoint_path)
         dataset = load_dataset(dataset_path)
-        predictions = pd.read_csv(prediction_path)
+        predictions = read_predictions(prediction_path, dataset["class_names"])
         position = {str(name): index for index, name in enumerate(dataset["names"])}
         examples = []
         for title, row in choose_examples(predictions, dataset["class_names"]):
