@@ -501,8 +501,11 @@ class SeedBatch:
                     chunk = torch.stack([images[start:start + batch_size] for images in images_per_run])
                 with self._autocast():
                     if tta == "d4":
-                        out = average_log_probabilities([self._forward(view, None, params, buffers)
-                                                         for view in d4_views(chunk)])
+                        views = [self._forward(view, None, params, buffers) for view in d4_views(chunk)]
+                        # run by run: over all runs in one tensor the CPU's vectorised exp and log round
+                        # some elements otherwise than a lone run's (tails of the vector loops move)
+                        out = torch.stack([average_log_probabilities([view[k] for view in views])
+                                           for k in range(len(self.runs))])
                     else:
                         out = self._forward(chunk, None, params, buffers).float()
                 outputs.append(out)
