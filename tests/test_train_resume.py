@@ -3,17 +3,20 @@ uninterrupted run ends (on the CPU, same thread count)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 
-from rgmorph.train import TrainSettings, default_state_path, train_seeds
+from rgmorph import train
+from rgmorph.train import NetworkTraining, TrainSettings, default_state_path, train_seeds
 from conftest import REPO, write_synthetic_dataset
 
 SEEDS = [0, 3]
@@ -137,6 +140,45 @@ def test_a_damaged_state_file_means_a_fresh_start(dataset, tmp_path):
 
 
 def test_state_from_another_thread_count_is_not_resumed(dataset, tmp_path):
-    other = TrainSettings(epochs=2, batch_size=8, threads=2, device="cpu")
+    other = dataclasses.replace(SETTINGS, threads=2)  # only the thread count differs
     # on the CPU the thread count can change the sums: started again
-    assert _epochs_after_a_crash_and_a_rerun_with(dataset, tmp_path, other) == [1, 2]
+    assert _epochs_after_a_crash_and_a_rerun_with(dataset, tmp_path, other) == [1, 2, 3, 4]
+
+
+def _epochs_take_50_seconds(monkeypatch) -> list[int]:
+    """A trainer clock that moves 50 s per epoch; returns the list of epochs whose state was saved."""
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(train, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    epoch, save_state, saved = NetworkTraining.epoch, NetworkTraining.save_state, []
+
+    def timed_epoch(self, number):
+        epoch(self, number)
+        clock.now += 50.0
+
+    def recorded_save(self, number):
+        saved.append(number)
+        save_state(self, number)
+
+    monkeypatch.setattr(NetworkTraining, "epoch", timed_epoch)
+    monkeypatch.setattr(NetworkTraining, "save_state", recorded_save)
+    return saved
+
+
+def test_with_the_published_checkpoint_interval_a_crash_resumes_from_the_last_saved_epoch(dataset, tmp_path,
+                                                                                           monkeypatch):
+    settings = TrainSettings(epochs=6, batch_size=8, threads=2, device="cpu", checkpoint_interval_s=120)
+    _train(dataset, tmp_path / "uninterrupted", settings)
+    saved = _epochs_take_50_seconds(monkeypatch)
+
+    def crash(epoch):
+        if epoch == 5:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _train(dataset, tmp_path / "run", settings, on_epoch_end=crash)
+    assert saved == [3]  # due only 150 s after the start; epochs 4 and 5 are lost
+    assert torch.load(default_state_path(_paths(tmp_path / "run")[0]), weights_only=True)["epoch"] == 3
+    epochs = []
+    _train(dataset, tmp_path / "run", settings, on_epoch_end=epochs.append)
+    assert epochs == [4, 5, 6]
+    _assert_same_results(tmp_path / "run", tmp_path / "uninterrupted")
