@@ -1,9 +1,11 @@
-"""``kill -9`` in the middle of fetch, preprocess and a Snakemake run: the rerun resumes, reuses every
-valid finished file and ends with the same results as an uninterrupted run."""
+"""``kill -9`` in the middle of fetch, preprocess, training and a Snakemake run: the rerun resumes, reuses
+every valid finished file and ends with the same results as an uninterrupted run. A damaged checkpoint stops
+the run, named, and the next run remakes it."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,35 +142,62 @@ def test_kill9_while_preprocess_writes_leaves_no_dataset_and_the_rerun_matches(t
     _same_dataset(output, tmp_path / "reference.npz")
 
 
-@pytest.mark.slow  # three Snakemake invocations: 20-50 s on a busy 2-core machine
-def test_kill9_of_a_snakemake_run_then_the_same_command_reruns_to_the_uninterrupted_result(tmp_path):
+def _study_catalogue(folder: Path) -> Path:
+    """12 quick-start sources (3 per class and split), in the raw catalogue's columns."""
     raw = pd.read_csv(QUICKSTART_CATALOGUE)
-    raw.groupby(["fr_class", "split"]).head(3).to_csv(tmp_path / "catalogue.csv", index=False)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+    raw.groupby(["fr_class", "split"]).head(3).to_csv(folder / "catalogue.csv", index=False)
+    return folder / "catalogue.csv"
+
+
+def _write_study(folder: Path, catalogue: Path, **sections) -> Path:
+    """A tiny study's config in ``folder``: ``catalogue``, FIRST from the bundled mirror, tang2019 with one
+    seed; ``sections`` are merged into its sections."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
         "results_dir": "results",
-        "catalogue": {"path": str(tmp_path / "catalogue.csv")},
+        "catalogue": {"path": str(catalogue)},
         # both surveys, as other settings (e.g. transfer directions) may name them; only FIRST is run
         "surveys": {"FIRST": {"skyview_name": FIRST.skyview_name, "pixels": 150},
                     "NVSS": {"skyview_name": "NVSS", "pixels": 150}},
         "fetch": {"source": "mirror", "mirror_dir": str(QUICKSTART_MIRROR)},
         "train": {"models": ["tang2019"], "seeds": [0]},
-    }))
-    # the make targets' way: scripts/snakemake-run in the working directory, with rerun-incomplete as the
-    # profiles set it; rerunning the very same command must just work
-    command = [str(REPO / "scripts" / "snakemake-run"), "-s", str(REPO / "Snakefile"), "--configfile",
-               str(tmp_path / "config.yaml"), "--cores", "1", "--rerun-incomplete"]
-    environment = {**os.environ, "SNAKEMAKE": SNAKEMAKE}
+    }
+    for name, values in sections.items():
+        config[name] = {**config.get(name, {}), **values}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "config.yaml"
+
+
+def _make_command(folder: Path, *targets: str) -> list[str]:
+    """The make targets' command (the Makefile's SNAKEMAKE: scripts/snakemake-run, the default profile with
+    its rerun-incomplete, 2 cores) for the study in ``folder``, run there with the repository's Snakefile."""
+    return [str(REPO / "scripts" / "snakemake-run"), "--profile", str(REPO / "workflow" / "profiles" / "default"),
+            "--cores", "2", "-s", str(REPO / "Snakefile"), "--configfile", str(folder / "config.yaml"), "--", *targets]
+
+
+def _start_make(folder: Path, *targets: str) -> subprocess.Popen:
+    """The make command in its own process group (a kill -9 of the group is a killed make)."""
+    return subprocess.Popen(_make_command(folder, *targets), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, cwd=folder, env={**os.environ, "SNAKEMAKE": SNAKEMAKE})
+
+
+def _run_make(folder: Path, *targets: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_make_command(folder, *targets), capture_output=True, text=True, timeout=600, cwd=folder,
+                          env={**os.environ, "SNAKEMAKE": SNAKEMAKE})
+
+
+@pytest.mark.slow  # three Snakemake invocations: 20-50 s on a busy 2-core machine
+def test_kill9_of_a_snakemake_run_then_the_same_command_reruns_to_the_uninterrupted_result(tmp_path):
+    _write_study(tmp_path, _study_catalogue(tmp_path))
     target = "results/datasets/FIRST.npz"
     manifest = tmp_path / "results" / "cutouts" / "FIRST" / "manifest.csv"
-    process = subprocess.Popen([*command, target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True, cwd=tmp_path, env=environment)
+    process = _start_make(tmp_path, target)
     _wait_for(manifest.exists, process, what="the fetch step wrote its manifest")
     _kill9(process, group=True)
     assert not (tmp_path / target).exists()
     assert any((tmp_path / ".snakemake" / "locks").iterdir())  # the killed run's lock is left behind
 
-    rerun = subprocess.run([*command, target], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                           env=environment)
+    rerun = _run_make(tmp_path, target)  # rerunning the very same command must just work
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "removing the lock a stopped run left" in rerun.stderr
     fetched = pd.read_csv(manifest)
@@ -185,3 +214,57 @@ def test_kill9_of_a_snakemake_run_then_the_same_command_reruns_to_the_uninterrup
     assert fetched["sha256"].tolist() == reference_manifest["sha256"].tolist()
     for row in fetched.itertuples(index=False):
         check_cutout((manifest.parent / row.file).read_bytes(), 150)
+
+
+# One run of the tiny study, to the metrics of its one model: small images and a few epochs, last.pt after
+# every epoch (checkpoint_interval_s 0) so that a kill lands in the middle of a resumable training
+TRAINED = {"preprocess": {"size": 84}, "train": {"epochs": 10, "checkpoint_interval_s": 0}}
+METRICS = "results/evaluation/FIRST/tang2019/seed0/metrics.json"
+CHECKPOINT = "results/models/FIRST/tang2019/seed0/checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """A finished, never interrupted run of the tiny study (its folder); the catalogue is beside it."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    _write_study(folder / "study", _study_catalogue(folder), **TRAINED)
+    done = _run_make(folder / "study", METRICS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder / "study"
+
+
+def _assert_same_files(folder: Path, reference: Path) -> None:
+    for name in (METRICS, CHECKPOINT):
+        assert (folder / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+@pytest.mark.slow  # a killed run and its rerun: 15-40 s on a busy 2-core machine
+def test_kill9_during_training_then_the_same_command_completes_with_the_uninterrupted_metrics(tmp_path, uninterrupted):
+    _write_study(tmp_path, uninterrupted.parent / "catalogue.csv", **TRAINED)
+    state = tmp_path / "results" / "models" / "FIRST" / "tang2019" / "last.pt"
+    process = _start_make(tmp_path, METRICS)
+    _wait_for(state.exists, process, timeout_s=300, what="training saved its first epoch (last.pt)")
+    _kill9(process, group=True)
+    assert not (tmp_path / CHECKPOINT).exists()  # killed during training
+
+    rerun = _run_make(tmp_path, METRICS)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming from" in (tmp_path / "results" / "logs" / "train" / "FIRST" / "tang2019" / "seed0.log").read_text()
+    _assert_same_files(tmp_path, uninterrupted)
+
+
+@pytest.mark.slow  # a failed rerun and a retraining: 15-40 s on a busy 2-core machine
+def test_a_damaged_checkpoint_stops_the_run_naming_it_and_the_next_run_remakes_it(tmp_path, uninterrupted):
+    folder = tmp_path / "study"
+    shutil.copytree(uninterrupted, folder)
+    damaged = folder / CHECKPOINT
+    damaged.write_bytes(damaged.read_bytes()[:1000])  # cut short
+
+    failed = _run_make(folder, METRICS)
+    assert failed.returncode != 0
+    log = (folder / "results" / "logs" / "evaluate" / "FIRST" / "tang2019" / "seed0.log").read_text()
+    assert CHECKPOINT in log and "'train' rule" in log
+    remade = _run_make(folder, METRICS)
+    assert remade.returncode == 0, remade.stderr[-3000:]
+    assert "rule train" in remade.stdout + remade.stderr
+    _assert_same_files(folder, uninterrupted)
