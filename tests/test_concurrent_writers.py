@@ -97,3 +97,16 @@ def test_atomic_path_names_its_writer_and_cleans_only_its_own_target(tmp_path):
         assert temporary.name.startswith(f".x.fits.{_owner_tag()}.") and part_target_name(temporary) == "x.fits"
         temporary.write_bytes(b"whole")
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["x.fits", other_target.name])
+
+
+def test_a_file_written_atomically_gets_the_mode_a_plain_write_gets(tmp_path):
+    """mkstemp's 0600 must not reach the results: a collaborator on the same cluster reads them."""
+    old_mask = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.csv"
+        plain.write_text("a\n")
+        with atomic_path(tmp_path / "atomic.csv") as temporary:
+            temporary.write_text("a\n")
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "atomic.csv").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644

@@ -111,10 +111,18 @@ def atomic_path(target: str | Path):
     os.close(handle)
     try:
         yield Path(temporary)
+        # mkstemp makes the file 0600; give it the mode a plain open() gives, so collaborators can read results
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
