@@ -450,10 +450,18 @@ class SeedBatch:
 
     # ------------------------------------------------------------- validation
 
+    def batch_norm_index(self, images: int | None = None) -> torch.Tensor:
+        """Fit-image positions whose statistics ``recompute_batch_norm`` averages: ``images`` (default
+        ``settings.batch_norm_images``; 0: all) evenly spaced over the fit set, so every part of it is seen."""
+        images = self.settings.batch_norm_images if images is None else images
+        if not images or images >= self.fit_count:
+            return torch.arange(self.fit_count, device=self.device)
+        return torch.linspace(0, self.fit_count - 1, images, device=self.device).round().long()
+
     @torch.no_grad()
-    def recompute_batch_norm(self) -> None:
-        """Set every trained batch-norm layer's statistics to the average over the fit images of the
-        per-batch statistics, with the current weights (no random numbers are drawn)."""
+    def recompute_batch_norm(self, images: int | None = None) -> None:
+        """Set every trained batch-norm layer's statistics to the average of the per-batch statistics over
+        the fit images of ``batch_norm_index(images)``, with the current weights (no random numbers are drawn)."""
         if self.settings.batch_norm_statistics != "recomputed":
             return
         frozen = {id(module) for kept in self.frozen_modules for module in kept.modules()}
@@ -471,11 +479,11 @@ class SeedBatch:
             if isinstance(module, MaskedDropout):
                 module.eval()
         try:
-            batch_size = self.settings.batch_size
-            for number, start in enumerate(range(0, self.fit_count, batch_size), start=1):
+            batch_size, positions = self.settings.batch_size, self.batch_norm_index(images)
+            for number, start in enumerate(range(0, len(positions), batch_size), start=1):
                 for _, module in layers:
                     module.momentum = 1.0 / number  # running value = mean of the batches so far
-                index = torch.arange(start, min(start + batch_size, self.fit_count), device=self.device)
+                index = positions[start:start + batch_size]
                 flat = (index[None, :] + self.offsets[:, None]).reshape(-1)
                 images = self.pool_images.index_select(0, flat)
                 with self._autocast():
@@ -514,12 +522,14 @@ class SeedBatch:
             self.set_training(True)
 
     @torch.no_grad()
-    def validate(self, tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+    def validate(self, tta: str = "none", best_of: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(validation loss, accuracy) per run, in eval mode, with test-time augmentation ``tta`` ('none' or
-        'd4'; call ``recompute_batch_norm`` first)."""
+        'd4'; call ``recompute_batch_norm`` first), of the current weights or of the best states kept
+        for ``best_of``."""
         images = [self.validation[run.data][0] for run in self.runs]
         labels = torch.stack([self.validation[run.data][1] for run in self.runs])
-        logits = self.run_logits(images, tta=tta)
+        params, buffers = self.best[best_of] if best_of else (None, None)
+        logits = self.run_logits(images, params, buffers, tta=tta)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
         accuracy = (logits.argmax(-1) == labels).double().mean(1)
         return losses.cpu().numpy(), accuracy.cpu().numpy()

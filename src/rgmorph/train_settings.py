@@ -55,6 +55,7 @@ class TrainSettings:
     device: str = _default("device")
     threads: int | None = _default("threads")
     batch_norm_statistics: str = _default("batch_norm_statistics")
+    batch_norm_images: int = _default("batch_norm_images")
     precision: str = _default("precision")
     cuda_graphs: bool = _default("cuda_graphs")
     strategy: str = _default("strategy")
