@@ -65,6 +65,24 @@ publish: $(STAMP)
 	$(BIN)/dvc push
 	@echo "publish: now commit the run: git add dvc.lock metrics && git commit"
 
+# Referee items (issue 13). The published study on the cleaned split (config/cleaned.yaml: the test member of
+# each train/test neighbour pair dropped), then its test numbers beside the published run's (metrics/summary.json)
+.PHONY: cleaned circular-mask
+cleaned: $(STAMP)
+	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml
+	$(BIN)/rgmorph cleaning-effect --published metrics/summary.json --cleaned results/cleaned/tables/summary.csv \
+	  --output results/cleaned/tables/cleaning_effect.csv
+
+# preprocess.circular_mask chosen on validation: one study per choice (config/circular_mask.yaml), then
+# results/circular_mask/tables/circular_mask.csv (validation accuracy and loss per choice, the pick, the test effect)
+CIRCULAR_MASK := --configfile config/config.yaml config/circular_mask.yaml
+circular-mask: $(STAMP)
+	$(SNAKEMAKE) $(CIRCULAR_MASK) -- $(foreach table,summary_validation summary,results/circular_mask/false/tables/$(table).csv)
+	$(SNAKEMAKE) $(CIRCULAR_MASK) config/circular_mask_true.yaml \
+	  -- $(foreach table,summary_validation summary,results/circular_mask/true/tables/$(table).csv)
+	$(BIN)/rgmorph compare-choices --setting circular_mask false=results/circular_mask/false \
+	  true=results/circular_mask/true --output results/circular_mask/tables/circular_mask.csv
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 

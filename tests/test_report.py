@@ -190,3 +190,51 @@ def test_the_quickstart_report_shows_every_figure(tmp_path):
     assert shown == {f"{name}.png" for name in _names("figure_names")}
     tables = {record["name"] for record in records if record.get("mime") == "text/html" and record["shown"]}
     assert tables == {f"{name}_table.html" for name in _names("table_names")}
+
+
+def test_every_referee_table_is_in_the_report_with_its_caption():
+    flagged = _flagged()
+    for name in _names("referee_tables"):
+        assert flagged.get(f"tables/{name}") == name.replace(".csv", ".rst"), name
+    assert flagged["figures/confounds.png"] == "confounds.rst"
+
+
+def _placeholders(results: Path, config_file: str) -> None:
+    """A stand-in file for every output of the plan not made yet (the report needs them all to exist)."""
+    import matplotlib.pyplot as plt
+
+    plan = subprocess.run([sys.executable, "-m", "snakemake", "--summary", "--configfile", config_file,
+                           "--config", f"results_dir={results}"], cwd=REPO, capture_output=True, text=True, check=True)
+    for line in plan.stdout.splitlines()[1:]:
+        path, *_, status, _ = line.split("\t")
+        if status != "missing":
+            continue
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path.endswith(".png"):
+            plt.imsave(path, [[0.0, 1.0]])
+        else:
+            Path(path).write_text("a,b\n1,2\n")
+
+
+def test_the_quickstart_report_builds_with_the_referee_tables(tmp_path):
+    """The workflow's own rules and captions, quick start config: the catalogue stage and the neighbours table for
+    real, every other output a stand-in; snakemake --report then embeds each referee table under its caption."""
+    results = tmp_path / "results"
+    snakemake = [sys.executable, "-m", "snakemake", "--configfile", "config/quickstart.yaml",
+                 "--config", f"results_dir={results}"]
+    made = subprocess.run([*snakemake, "--cores", "1", "--", f"{results}/tables/neighbours.csv"], cwd=REPO,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
+    _placeholders(results, "config/quickstart.yaml")
+    report = subprocess.run([*snakemake, "--report", str(tmp_path / "report.html")], cwd=REPO, capture_output=True,
+                            text=True)
+    assert report.returncode == 0, report.stderr[-3000:]
+    embedded = _embedded_results(tmp_path / "report.html")
+    config = settings.load([REPO / "config" / "quickstart.yaml"])
+    for name in ("tables/neighbours.csv", "tables/paired_comparisons.csv", "tables/confounds.csv",
+                 "figures/confounds.png"):
+        entry = embedded[f"{results}/{name}"]
+        assert _text(entry["caption"]) == _text(_render(CAPTIONS / _flagged()[name], {**config,
+                                                                                      "results_dir": str(results)}))
+    _, data = embedded[f"{results}/tables/neighbours.csv"]["data_uri"].split(",", 1)
+    assert base64.b64decode(data) == (results / "tables" / "neighbours.csv").read_bytes()

@@ -1,5 +1,6 @@
 """The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from; ``rgmorph classify
-CSV`` classifies an unlabelled catalogue with a trained study's models (docs/classify.md).
+CSV`` classifies an unlabelled catalogue with a trained study's models (docs/classify.md);
+``rgmorph cleaning-effect`` and ``rgmorph compare-choices`` tabulate results across studies (README).
 
     rgmorph trace results/figures/roc_curves.png
     rgmorph trace --json results/tables/main_table.tex > chain.json
@@ -134,6 +135,35 @@ def _classify(arguments) -> int:
     return result.returncode
 
 
+def _add_table_commands(commands) -> None:
+    """Tables across studies (each study its own results_dir), so no one study's rule can write them."""
+    cleaning = commands.add_parser("cleaning-effect",
+                                   help="a study's test numbers before and after neighbour cleaning")
+    cleaning.add_argument("--published", default="metrics/summary.json",
+                          help="the published run: metrics/summary.json or its tables/summary.csv")
+    cleaning.add_argument("--cleaned", default="results/cleaned/tables/summary.csv",
+                          help="the cleaned run's summary.csv")
+    cleaning.add_argument("--output", default="results/cleaned/tables/cleaning_effect.csv")
+    choices = commands.add_parser("compare-choices", help="a setting chosen on validation, its test effect beside it")
+    choices.add_argument("choices", nargs="+", metavar="CHOICE=RESULTS_DIR",
+                         help="one study per choice, the default first")
+    choices.add_argument("--setting", default="choice", help="the column naming the choice, e.g. circular_mask")
+    choices.add_argument("--output", required=True)
+
+
+def _table_command(arguments) -> int:
+    from rgmorph import choice, cleaning
+
+    if arguments.command == "cleaning-effect":
+        table = cleaning.write_cleaning_effect(arguments.published, arguments.cleaned, arguments.output)
+    else:
+        studies = dict(item.split("=", 1) for item in arguments.choices)
+        table = choice.write_choice_table(studies, arguments.output, arguments.setting)
+    print(table.to_string(index=False))
+    print(f"written: {arguments.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rgmorph", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"rgmorph {__version__}")
@@ -173,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2)")
     classify.add_argument("--threads", type=int, default=1, help="torch threads per classify job (default: 1)")
     classify.set_defaults(snakemake_args=[])
+    _add_table_commands(commands)
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if argv[:1] == ["classify"] and "--" in argv:  # rgmorph classify ... -- <further snakemake arguments>
@@ -183,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "classify":
         arguments.snakemake_args = extra
         return _classify(arguments)
-    return 2
+    return _table_command(arguments)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Sources in other splits (e.g. ``uncertain``) are neither checked nor moved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -136,3 +137,43 @@ def _mixed_groups(count: int, pairs: pd.DataFrame, split: np.ndarray) -> np.ndar
     frame = pd.DataFrame({"group": group, "split": split})
     mixed = frame.groupby("group")["split"].nunique() > 1
     return np.flatnonzero(frame["group"].map(mixed).to_numpy())
+
+
+# ------------------------------------------------- the referee's table (tables/neighbours.csv)
+
+OUTCOMES = ("dropped", "moved", "kept")
+
+
+def _linked_by(row: pd.Series, settings: NeighbourSettings, surveys: list[str]) -> str:
+    """Why a pair was flagged, in words: the separation test and each survey whose fields overlap too much."""
+    reasons = [f"separation < {settings.same_source_arcsec:g} arcsec"] if row["same_source"] else []
+    if settings.max_field_overlap is not None:
+        reasons += [f"{survey} field overlap > {settings.max_field_overlap:g}" for survey in surveys
+                    if row[f"overlap_{survey}"] > settings.max_field_overlap]
+    return "; ".join(reasons)
+
+
+def neighbours_table(pairs: pd.DataFrame, settings: NeighbourSettings) -> pd.DataFrame:
+    """The catalogue stage's pair report with why each pair was flagged and what was done, as one word
+    (``action``: dropped/moved/kept) and in full (``detail``: which source went where)."""
+    surveys = [column.removeprefix("overlap_") for column in pairs.columns if column.startswith("overlap_")]
+    table = pairs.rename(columns={"action": "detail"})
+    table["same_source"] = table["same_source"].astype(str).str.lower() == "true"  # read back from CSV as text
+    table["linked_by"] = [_linked_by(row, settings, surveys) for _, row in table.iterrows()]
+    table["action"] = table["detail"].astype(str).str.split().str[0]
+    unknown = sorted(set(table["action"]) - set(OUTCOMES))
+    if unknown:
+        raise ValueError(f"neighbour report: action(s) {unknown} are not one of {list(OUTCOMES)}")
+    columns = [*REPORT_COLUMNS, *[f"overlap_{survey}" for survey in surveys], "linked_by", "action", "detail"]
+    return table[columns]
+
+
+def write_neighbours_table(pairs_path: str | Path, neighbours_config: dict | None,
+                           table_path: str | Path) -> pd.DataFrame:
+    """tables/neighbours.csv from catalogue/neighbours.csv (a header alone when no pair was found)."""
+    from rgmorph.files import write_csv_atomic
+
+    pairs = pd.read_csv(pairs_path, dtype={"train_name": str, "test_name": str, "action": str})
+    table = neighbours_table(pairs, NeighbourSettings.from_config(neighbours_config))
+    write_csv_atomic(table_path, table, float_format="%.4f")
+    return table

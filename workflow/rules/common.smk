@@ -116,7 +116,7 @@ def table_names():
 
 
 def referee_tables():
-    return ["paired_comparisons.csv", "confounds.csv"]
+    return ["paired_comparisons.csv", "confounds.csv", "neighbours.csv"]
 
 
 def figure_names():

@@ -1,5 +1,6 @@
 # What a referee asks of the main results: which differences are significant (paired tests on the
-# same test sources) and whether parent catalogue or redshift, not morphology, drives accuracy.
+# same test sources), whether parent catalogue or redshift, not morphology, drives accuracy, and
+# which test sources were (nearly) seen in training.
 
 
 rule paired_comparisons:
@@ -60,3 +61,24 @@ rule figure_confounds:
         "../../envs/rgmorph.yaml"
     script:
         "../scripts/figures/confounds.py"
+
+
+rule neighbours_table:
+    input:
+        pairs=f"{RESULTS}/catalogue/neighbours.csv",
+    output:
+        table=report(
+            f"{RESULTS}/tables/neighbours.csv",
+            caption="../report/neighbours.rst",
+            category="Tables",
+            subcategory="7. Cross-split neighbours",
+            labels={"table": "Train/test neighbours and what was done", "format": "CSV"},
+        ),
+    params:
+        neighbours=config["catalogue"]["neighbours"],
+    log:
+        f"{RESULTS}/logs/neighbours_table.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/neighbours_table.py"

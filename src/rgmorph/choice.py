@@ -1,0 +1,89 @@
+"""A setting chosen on validation, never on test (e.g. tables/circular_mask.csv).
+
+One short study per choice of the setting, each in its own results_dir and each scoring its runs on
+their own validation hold-out too (``evaluate.extra_splits: [validation]``). Per choice and variant:
+the validation accuracy (tables/summary_validation.csv) and cross-entropy loss (from each run's
+predictions_validation.csv), mean and std over seeds, and which choice is picked on them: the highest
+accuracy, then the lowest loss, then the first choice listed (the default). Beside it, for reading
+only, the test accuracy and AUROC (tables/summary.csv) and their change from the first choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rgmorph.files import write_csv_atomic
+from rgmorph.layout import Run
+
+KEYS = ["model", "kind", "trained_on", "survey"]
+SMALLEST_PROBABILITY = 1e-12  # a confident wrong answer costs a finite loss
+
+
+def cross_entropy(predictions: pd.DataFrame) -> float:
+    """Mean -log p(true class) over a predictions file's sources (probability_<class> columns in label order)."""
+    probabilities = predictions[[column for column in predictions.columns if column.startswith("probability_")]]
+    true = probabilities.to_numpy()[np.arange(len(predictions)), predictions["label"].to_numpy(int)]
+    return float(-np.mean(np.log(np.clip(true, SMALLEST_PROBABILITY, 1.0))))
+
+
+def validation_loss(results_dir: str | Path) -> pd.DataFrame:
+    """Per variant (KEYS): val_loss_mean and val_loss_std over its seeds' predictions_validation.csv."""
+    rows = []
+    for path in sorted(Path(results_dir).glob("evaluation/**/predictions_validation.csv")):
+        run = Run.from_path(path)
+        rows.append({"model": run.model, "kind": run.kind, "trained_on": run.pretrained_on or run.survey,
+                     "survey": run.survey, "loss": cross_entropy(pd.read_csv(path))})
+    if not rows:
+        raise FileNotFoundError(f"{results_dir}: no evaluation/**/predictions_validation.csv; run the study with "
+                                "evaluate.extra_splits: [validation]")
+    loss = pd.DataFrame(rows).groupby(KEYS)["loss"]
+    return pd.DataFrame({"val_loss_mean": loss.mean(), "val_loss_std": loss.std(ddof=1).fillna(0.0)}).reset_index()
+
+
+def _summary(path: Path, prefix: str, metrics: list[str]) -> pd.DataFrame:
+    table = pd.read_csv(path)
+    columns = {"n_test": f"n_{prefix}", **{f"{metric}_{stat}": f"{prefix}_{metric}_{stat}"
+                                           for metric in metrics for stat in ("mean", "std")}}
+    return table[[*KEYS, *columns]].rename(columns=columns)
+
+
+def choice_rows(choice: str, results_dir: str | Path) -> pd.DataFrame:
+    """One choice's study: per variant its validation numbers and, beside them, its test numbers."""
+    tables = Path(results_dir) / "tables"
+    validation = _summary(tables / "summary_validation.csv", "val", ["accuracy"])
+    test = _summary(tables / "summary.csv", "test", ["accuracy", "auroc"])
+    rows = validation.merge(validation_loss(results_dir), on=KEYS, how="left").merge(test, on=KEYS, how="left")
+    return rows.assign(choice=choice)
+
+
+def pick_on_validation(rows: pd.DataFrame, order: list[str]) -> pd.Series:
+    """True for the choice picked per variant: highest validation accuracy, lowest loss, then first in ``order``."""
+    ranked = rows.assign(rank=rows["choice"].map(order.index)).sort_values(
+        ["val_accuracy_mean", "val_loss_mean", "rank"], ascending=[False, True, True])
+    picked = ranked.groupby(KEYS, sort=False).head(1).index
+    return rows.index.isin(picked)
+
+
+def choice_table(results_dirs: Mapping[str, str | Path], setting: str = "choice") -> pd.DataFrame:
+    """Every choice of every variant (one row each), the pick marked, the test change from the first choice."""
+    order = list(results_dirs)
+    rows = pd.concat([choice_rows(choice, folder) for choice, folder in results_dirs.items()], ignore_index=True)
+    rows["picked_on_validation"] = pick_on_validation(rows, order)
+    first = rows[rows["choice"] == order[0]].set_index(KEYS)
+    baseline = rows.set_index(KEYS).index.map(first["test_accuracy_mean"])
+    rows[f"test_accuracy_change_vs_{order[0]}"] = rows["test_accuracy_mean"].to_numpy() - np.asarray(baseline, float)
+    rows = rows.rename(columns={"choice": setting})
+    leading = [*KEYS, setting, "picked_on_validation"]
+    rows = rows.assign(rank=rows[setting].map(order.index)).sort_values([*KEYS, "rank"]).drop(columns="rank")
+    return rows[[*leading, *[column for column in rows.columns if column not in leading]]].reset_index(drop=True)
+
+
+def write_choice_table(results_dirs: Mapping[str, str | Path], table_path: str | Path,
+                       setting: str = "choice") -> pd.DataFrame:
+    table = choice_table(results_dirs, setting)
+    write_csv_atomic(table_path, table, float_format="%.4f")
+    return table
