@@ -20,6 +20,7 @@ if "classify" not in config:
     include: "workflow/rules/transfer.smk"
     include: "workflow/rules/evaluate.smk"
     include: "workflow/rules/referee.smk"
+    include: "workflow/rules/splits.smk"
     include: "workflow/rules/figures.smk"
     include: "workflow/rules/report.smk"
 

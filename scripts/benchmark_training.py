@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "scripts"))  # selection_check's old protocol, for the phase split
 
 from rgmorph import models  # noqa: E402
 from rgmorph.batched import SeedBatch, SeedRun  # noqa: E402
@@ -182,6 +184,112 @@ def check_graphs(data, device: torch.device, model_names, epochs: int = 3) -> bo
     return ok
 
 
+# ----------------------------------------------------------------------------- where a job's time goes
+
+
+def phase_split(model_name: str, dataset: Path, epochs: int, seeds: int, threads: int) -> dict:
+    """Seconds per phase of a short training job at the published settings (this code's selection), and what
+    the old selection (statistics over every fit image, one view and 8 D4 views every epoch) took on the
+    same weights."""
+    from rgmorph import settings as study
+    from rgmorph.train import NetworkTraining
+    from selection_check import old_scores
+
+    config = study.load([REPO / "config" / "config.yaml", REPO / "config" / "published.yaml"])
+    settings = TrainSettings.from_mapping({**study.model_settings(config, model_name), "epochs": epochs,
+                                           "threads": threads, "device": "cpu"})
+    training = NetworkTraining(dataset, model_name, list(range(seeds)), settings, None, Path("unused-last.pt"))
+    training.started, old = time.monotonic(), 0.0
+    for epoch in range(1, epochs + 1):
+        training.epoch(epoch)
+        start = time.monotonic()
+        old_scores(training)
+        old += time.monotonic() - start
+    start = time.monotonic()
+    training.score_other_views()
+    phases = dict(training.phase_seconds)
+    phases["validation"] += time.monotonic() - start
+    return {**phases, "old_selection": old}
+
+
+def print_phases(model_names, dataset: Path, epochs: int, seeds: int, threads: int) -> None:
+    print(f"phase split: {epochs} epochs, {seeds} seeds, {threads} thread(s); seconds (share of the job)")
+    for name in model_names:
+        p = phase_split(name, dataset, epochs, seeds, threads)
+        steps, new = p["training_steps"], p["batch_norm_statistics"] + p["validation"]
+        print(f"  {name:<15} steps {steps:7.1f} | ours: batch norm {p['batch_norm_statistics']:6.1f} + validation "
+              f"{p['validation']:6.1f} = {100 * new / (steps + new):4.1f}% | before: {p['old_selection']:6.1f} = "
+              f"{100 * p['old_selection'] / (steps + p['old_selection']):4.1f}%", flush=True)
+
+
+# ----------------------------------------------------------------------------- CPU step options
+
+
+def step_rate(model_name: str, data, seconds: float, option: str) -> tuple[float, float]:
+    """(images/s, loss after a fixed 4 steps from seed 0) of one model's plain training step with ``option``:
+    'fp32', 'channels_last', 'compile' or 'bf16' (CPU autocast)."""
+    images, labels = data[0][:BATCH].contiguous(), data[1][:BATCH]
+    torch.manual_seed(0)
+    model = models.build(model_name, image_size=images.shape[-1])
+    if option == "channels_last":
+        model, images = model.to(memory_format=torch.channels_last), images.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if option == "compile" else model
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if option == "bf16" else torch.autocast("cpu", enabled=False)
+
+    def step() -> float:
+        with autocast:
+            loss = F.cross_entropy(forward(images).float(), labels)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        return loss.item()
+
+    losses = [step() for _ in range(4)]  # also the warm-up (compilation)
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        step()
+        count += BATCH
+    return count / (time.perf_counter() - started), losses[-1]
+
+
+def print_cpu_options(model_names, data, seconds: float) -> None:
+    print(f"CPU step options ({torch.get_num_threads()} threads, one model, batch {BATCH}): images/s (x fp32), "
+          "loss after 4 steps from seed 0 (a second run must repeat it bit for bit)")
+    for name in model_names:
+        base = None
+        for option in ("fp32", "channels_last", "compile", "bf16"):
+            try:
+                rate, loss = step_rate(name, data, seconds, option)
+                again = step_rate(name, data, 0.0, option)[1]
+            except Exception as error:
+                print(f"  {name:<15} {option:<14} failed: {type(error).__name__}: {str(error)[:120]}", flush=True)
+                continue
+            base = base or rate
+            print(f"  {name:<15} {option:<14} {rate:8.1f} ({rate / base:4.2f}x)  loss {loss:.6f}"
+                  f"{'' if loss == again else f' (rerun {again:.6f}: not reproducible)'}", flush=True)
+
+
+# ----------------------------------------------------------------------------- thread placement
+
+
+def placement(model_name: str, datasets: Path, survey: str, seconds: float, seeds: int, cores: int) -> None:
+    """Aggregate images/s of one job with ``cores`` threads against ``cores`` one-thread jobs at once."""
+    def launch(threads: int) -> subprocess.Popen:
+        command = [sys.executable, __file__, "--datasets", str(datasets), "--survey", survey, "--models", model_name,
+                   "--group-sizes", str(seeds), "--no-published", "--seconds", str(seconds), "--threads", str(threads)]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+    def rate(process: subprocess.Popen) -> float:
+        lines = [line for line in process.communicate()[0].splitlines() if line.startswith(model_name)]
+        return float(lines[-1].split()[-3])
+
+    one = rate(launch(cores))
+    together = sum(rate(process) for process in [launch(1) for _ in range(cores)])
+    print(f"placement {model_name}, {seeds} seeds per job: 1 job x {cores} threads {one:.1f} images/s; "
+          f"{cores} jobs x 1 thread {together:.1f} images/s ({together / one:.2f}x)", flush=True)
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -206,6 +314,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager steps in rgmorph's loop")
     parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
     parser.add_argument("--check-graphs", action="store_true", help="only compare CUDA-graph, eager and CPU training")
+    parser.add_argument("--phases", type=int, default=0, metavar="EPOCHS",
+                        help="also print where a short job of EPOCHS epochs spends its time, before and after")
+    parser.add_argument("--cpu-options", action="store_true",
+                        help="also time channels-last, torch.compile and bf16 autocast steps on the CPU")
+    parser.add_argument("--placement", type=int, default=0, metavar="CORES",
+                        help="also compare one job of CORES threads with CORES one-thread jobs")
     arguments = parser.parse_args(argv)
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -280,6 +394,15 @@ def main(argv=None) -> int:
                               f"{result['cuda_graphs']}", flush=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
+    if arguments.phases:
+        print_phases(selected, arguments.datasets / f"{arguments.survey}.npz", arguments.phases,
+                     int(arguments.group_sizes.split(",")[-1]), torch.get_num_threads())
+    if arguments.cpu_options:
+        print_cpu_options(selected, data, arguments.seconds)
+    if arguments.placement:
+        for name in selected:
+            placement(name, arguments.datasets, arguments.survey, arguments.seconds,
+                      int(arguments.group_sizes.split(",")[-1]), arguments.placement)
     return 0
 
 

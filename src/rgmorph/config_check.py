@@ -55,6 +55,14 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
     return sorted(line for error in validator.iter_errors(config) for line in _describe(error))
 
 
+def drop_left_out_surveys(config: dict) -> dict:
+    """Remove surveys set to null: Snakemake merges config files key by key, so an overlay can only
+    leave a survey out of the study beneath it by nulling it (config/splits.yaml: NVSS: null)."""
+    if isinstance(config.get("surveys"), dict):
+        config["surveys"] = {key: value for key, value in config["surveys"].items() if value is not None}
+    return config
+
+
 def results_dir_problems(results_dir: str) -> list[str]:
     """results_dir becomes paths and shell words (dvc.yaml, scripts/dvc-pull.sh): no empty, root or '..' path."""
     parts = Path(results_dir).parts

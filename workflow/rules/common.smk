@@ -10,6 +10,7 @@ from rgmorph.layout import Run
 min_version("9.0")
 
 
+config_check.drop_left_out_surveys(config)  # an overlay's 'NVSS: null' leaves that survey out
 # Our own pass first: one line per problem naming the dotted key, instead of a schema dump.
 config_check.raise_if_any(
     config_check.schema_problems(config, workflow.source_path("../schemas/config.schema.yaml")), "config"
@@ -134,4 +135,5 @@ def final_outputs():
         *[layout.table(RESULTS, name) for name in referee_tables()],
         *[layout.table(RESULTS, f"{name}_table.{ext}") for name in table_names() for ext in ("csv", "tex", "html")],
         *[layout.figure(RESULTS, name, ext) for name in figure_names() for ext in ("png", "pdf")],
+        *([layout.table(RESULTS, "split_spread.csv")] if config["splits"]["seeds"] else []),
     ]

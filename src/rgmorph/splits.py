@@ -1,0 +1,156 @@
+"""Spread across train/test splits: is one split representative of the sample?
+
+FRDEEP's published split puts validation accuracy 6-10 points below test accuracy for every model
+(issue 13). ``make splits`` repeats one study on seeded stratified splits of the whole sample
+(config/splits.yaml, one study per split seed, each in ``<splits.results_dir>/seed<k>``); this module
+reads each study's ``tables/summary.csv`` (test) and ``tables/summary_validation.csv`` (each run's own
+validation hold-out) and writes ``tables/split_spread.csv``, one row per variant and:
+
+- ``scope = split``: one split study, its numbers the means over training seeds (as in summary.csv);
+- ``scope = across_splits``: over those split means, the mean (in ``test_accuracy`` etc.), the sample
+  standard deviation (ddof=1, as over seeds in summary.csv; empty with one split), min and max;
+- ``scope = main_study``: the study this table belongs to, on its own split (for config/config.yaml:
+  FRDEEP's published split), when its summary.csv is there.
+
+``val_test_gap`` is validation minus test accuracy: negative when validation is below test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from rgmorph.evaluate import GROUP_COLUMNS
+from rgmorph.files import write_csv_atomic
+from rgmorph.layout import table
+
+METRICS = ["test_accuracy", "test_auroc", "val_accuracy", "val_test_gap"]
+SPREADS = ["std", "min", "max"]
+SCOPE_ORDER = {"main_study": 0, "split": 1, "across_splits": 2}
+
+
+class SplitStudyMissing(FileNotFoundError):
+    """A split study named in the config has not been run (or not to its summaries)."""
+
+
+def study_dir(splits_dir: str | Path, seed: int) -> str:
+    """Where the study of split seed ``seed`` lives (its results_dir), as make splits writes it."""
+    return f"{splits_dir}/seed{seed}"
+
+
+def _summary_files(results_dir: str | Path) -> list[str]:
+    return [table(results_dir, "summary.csv"), table(results_dir, "summary_validation.csv")]
+
+
+def check_studies(studies: Mapping[int, str | Path]) -> None:
+    """Name every split study whose summaries are missing, all at once."""
+    missing = [f"split seed {seed} ({folder}): no {path}" for seed, folder in studies.items()
+               for path in _summary_files(folder) if not Path(path).is_file()]
+    if missing:
+        raise SplitStudyMissing("split studies not run (make splits runs them):\n  " + "\n  ".join(missing))
+
+
+def _read_summary(path: str | Path) -> pd.DataFrame:
+    summary = pd.read_csv(path, dtype=dict.fromkeys(GROUP_COLUMNS, str))
+    summary[GROUP_COLUMNS] = summary[GROUP_COLUMNS].fillna("")  # a scratch run's empty pretrained_on
+    return summary
+
+
+def _test_columns(summary: pd.DataFrame) -> pd.DataFrame:
+    return summary[GROUP_COLUMNS + ["seeds", "n_test", "accuracy_mean", "auroc_mean"]].rename(
+        columns={"accuracy_mean": "test_accuracy", "auroc_mean": "test_auroc"})
+
+
+def _validation_columns(validation: pd.DataFrame) -> pd.DataFrame:
+    return validation[GROUP_COLUMNS + ["n_test", "accuracy_mean"]].rename(
+        columns={"n_test": "n_validation", "accuracy_mean": "val_accuracy"})
+
+
+def read_split_study(results_dir: str | Path) -> pd.DataFrame:
+    """One row per variant: test accuracy and AUROC, validation accuracy, their gap (means over seeds)."""
+    summary_path, validation_path = _summary_files(results_dir)
+    rows = _test_columns(_read_summary(summary_path)).merge(
+        _validation_columns(_read_summary(validation_path)), on=GROUP_COLUMNS, how="left")
+    rows["val_test_gap"] = rows["val_accuracy"] - rows["test_accuracy"]
+    return rows.assign(validation_from="summary_validation.csv", results_dir=str(results_dir))
+
+
+def read_main_study(results_dir: str | Path) -> pd.DataFrame | None:
+    """The main study's own split, or None without its summary.csv. Validation accuracy from its
+    summary_validation.csv, else from summary.csv's val_accuracy_mean (the kept epoch's, in training)."""
+    summary_path, validation_path = _summary_files(results_dir)
+    if not Path(summary_path).is_file():
+        return None
+    if Path(validation_path).is_file():
+        return read_split_study(results_dir).assign(scope="main_study")
+    summary = _read_summary(summary_path)
+    rows = _test_columns(summary).assign(val_accuracy=summary.get("val_accuracy_mean", float("nan")))
+    rows["val_test_gap"] = rows["val_accuracy"] - rows["test_accuracy"]
+    return rows.assign(validation_from="summary.csv val_accuracy_mean", results_dir=str(results_dir),
+                       scope="main_study")
+
+
+def read_splits(studies: Mapping[int, str | Path]) -> pd.DataFrame:
+    """Every split study's rows, with its split seed."""
+    check_studies(studies)
+    return pd.concat([read_split_study(folder).assign(scope="split", split_seed=seed)
+                      for seed, folder in studies.items()], ignore_index=True)
+
+
+def across_splits(per_split: pd.DataFrame) -> pd.DataFrame:
+    """Per variant over the split means: mean (under the metric's own name), std (ddof=1), min, max."""
+    grouped = per_split.groupby(GROUP_COLUMNS, sort=True)[METRICS]
+    spread = grouped.agg(["mean", *SPREADS])
+    spread.columns = [name if stat == "mean" else f"{name}_{stat}" for name, stat in spread.columns]
+    spread["n_splits"] = grouped.size()
+    return spread.reset_index().assign(scope="across_splits")
+
+
+def split_spread(studies: Mapping[int, str | Path], main_results: str | Path | None = None) -> pd.DataFrame:
+    """The split_spread table: per variant, each split, across splits and (when there) the main study."""
+    per_split = read_splits(studies).assign(n_splits=1)
+    parts = [per_split, across_splits(per_split)]
+    main = read_main_study(main_results) if main_results is not None else None
+    if main is not None:  # only the variants the split studies trained
+        parts.insert(0, main.merge(per_split[GROUP_COLUMNS].drop_duplicates(), on=GROUP_COLUMNS).assign(n_splits=1))
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows.sort_values(GROUP_COLUMNS + ["scope", "split_seed"],
+                            key=lambda column: column.map(SCOPE_ORDER) if column.name == "scope" else column)
+    counts = [column for column in ("split_seed", "n_splits", "seeds", "n_test", "n_validation") if column in rows]
+    rows[counts] = rows[counts].astype("Int64")  # whole numbers, empty where a scope has none
+    return rows[_column_order(rows)].reset_index(drop=True)
+
+
+def _column_order(rows: pd.DataFrame) -> list[str]:
+    first = GROUP_COLUMNS + ["scope", "split_seed", "n_splits", "seeds", "n_test", "n_validation"]
+    metrics = [f"{name}{suffix}" for name in METRICS for suffix in ["", *[f"_{s}" for s in SPREADS]]]
+    return [column for column in first + metrics + ["validation_from", "results_dir"] if column in rows]
+
+
+def write_split_spread(studies: Mapping[int, str | Path], output: str | Path,
+                       main_results: str | Path | None = None) -> pd.DataFrame:
+    rows = split_spread(studies, main_results)
+    write_csv_atomic(output, rows, float_format="%.4f")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rgmorph.splits``: the table without Snakemake (make splits makes it through the rule)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rgmorph.splits", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="split seeds (default: 1-5)")
+    parser.add_argument("--splits-dir", default="results/splits", help="folder of the seed<k> studies")
+    parser.add_argument("--main", default="results", help="the main study's results_dir (its own split)")
+    parser.add_argument("--output", default="results/tables/split_spread.csv")
+    arguments = parser.parse_args(argv)
+    studies = {seed: study_dir(arguments.splits_dir, seed) for seed in arguments.seeds}
+    print(write_split_spread(studies, arguments.output, arguments.main).to_string(index=False))
+    print(f"written: {arguments.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
