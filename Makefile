@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class classify splits
+.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,12 @@ splits: $(STAMP)
 	printf 'splits: {seeds: [%s], results_dir: results/splits}\n' "$(subst $(space),$(comma) ,$(strip $(SPLIT_SEEDS)))" \
 	  > results/splits/splits.yaml
 	$(SNAKEMAKE) $(PUBLISHED) results/splits/splits.yaml --allowed-rules split_spread -- results/tables/split_spread.csv
+
+# Fair transfer on top of the published run (config/referee_transfer.yaml): the same results, plus the
+# finetune and random_frozen transfer runs, tables/transfer_modes.csv and figures/transfer_modes
+referee-transfer: $(STAMP)
+	$(SNAKEMAKE) $(PUBLISHED) config/referee_transfer.yaml
+	$(BIN)/snakemake --report results/report.html $(PUBLISHED) config/referee_transfer.yaml
 
 # Pull the published run from the DVC remote and remake its figures (no fetching, no training)
 pull: $(STAMP)

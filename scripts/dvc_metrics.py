@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-IDENTIFIERS = ("model", "kind", "pretrained_on", "trained_on", "survey", "seed_list")
+IDENTIFIERS = ("model", "kind", "pretrained_on", "mode", "trained_on", "survey", "seed_list")
 
 
 def _present(value) -> bool:
@@ -42,6 +42,8 @@ def summary_key(row: dict) -> tuple[str, str]:
         model_key += f"-{row['kind']}"
     if _present(row.get("pretrained_on")):
         model_key += f"-from-{row['pretrained_on']}"
+    if _present(row.get("mode")) and row["mode"] != "frozen":  # frozen keeps the keys of before transfer modes
+        model_key += f"-{row['mode']}"
     return survey_key, model_key
 
 

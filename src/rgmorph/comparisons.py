@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, read_predictions
+from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, group_columns, read_predictions
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Variant
 from rgmorph.metrics import _percentile_bootstrap, _ranking_metrics
@@ -75,10 +75,11 @@ def holm(p_values) -> np.ndarray:
     return adjusted
 
 
-def variant_label(key: tuple) -> str:
-    """Readable name of a GROUP_COLUMNS key; a scratch model tested on another survey says where it was trained."""
-    row = dict(zip(GROUP_COLUMNS, key))
-    label = Variant(row["model"], row["survey"], row["pretrained_on"]).label
+def variant_label(key: tuple, columns=GROUP_COLUMNS) -> str:
+    """Readable name of a ``columns`` key (GROUP_COLUMNS, and the transfer mode where runs.csv has one); a scratch
+    model tested on another survey says where it was trained."""
+    row = dict(zip(columns, key))
+    label = Variant.from_row(row).label
     if not row["pretrained_on"] and row["trained_on"] not in ("", row["survey"]):
         label += f" (trained on {row['trained_on']})"
     return label
@@ -140,24 +141,25 @@ def paired_comparisons(runs_csv_path: str | Path, out_csv_path: str | Path, n_re
     interval alone ignores how many pairs are tested, McNemar alone ignores the effect's size.
     Pairs over different source sets (or variants whose seeds disagree on sources) are logged and skipped.
     """
-    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in GROUP_COLUMNS})
+    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]})
+    columns = group_columns(runs)
     rows = []
     for survey, survey_runs in runs.groupby("survey", sort=True):
         ensembles = {}
-        for key, group in survey_runs.groupby(GROUP_COLUMNS, sort=True):
+        for key, group in survey_runs.groupby(columns, sort=True):
             ensembles[key] = seed_ensemble([Path(path) for path in group["predictions_file"]])
             if ensembles[key] is None:
-                log.warning("%s: seeds scored different sources; left out of the comparisons", variant_label(key))
+                log.warning("%s: seeds scored different sources; left out of the comparisons", variant_label(key, columns))
         survey_rows = []
         for key_a, key_b in itertools.combinations([key for key, value in ensembles.items() if value], 2):
             a, b = ensembles[key_a], aligned_to(ensembles[key_a], ensembles[key_b])
             if b is None:
-                log.warning("%s vs %s: different test sources or classes; not compared", variant_label(key_a),
-                            variant_label(key_b))
+                log.warning("%s vs %s: different test sources or classes; not compared", variant_label(key_a, columns),
+                            variant_label(key_b, columns))
                 continue
             if accuracy_auroc(a["true"], b["scores"])[0] > accuracy_auroc(a["true"], a["scores"])[0]:
                 (key_a, a), (key_b, b) = (key_b, b), (key_a, a)  # A is the more accurate
-            row = {"survey": survey, "variant_a": variant_label(key_a), "variant_b": variant_label(key_b)}
+            row = {"survey": survey, "variant_a": variant_label(key_a, columns), "variant_b": variant_label(key_b, columns)}
             survey_rows.append({**row, **compare_pair(a, b, n_resamples, seed)})
         holm_p = holm([row["mcnemar_p"] for row in survey_rows])
         for row, p in zip(survey_rows, holm_p):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from rgmorph.evaluate import GROUP_COLUMNS, read_predictions
+from rgmorph.evaluate import GROUP_COLUMNS, group_columns, read_predictions
 from rgmorph.files import write_csv_atomic
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _predictions(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for run in runs.itertuples(index=False):  # one file per run, not a loop over sources
         frame = read_predictions(run.predictions_file)
-        frame = frame.assign(**{column: getattr(run, column) for column in [*GROUP_COLUMNS, "seed"]})
+        frame = frame.assign(**{column: getattr(run, column) for column in [*group_columns(runs), "seed"]})
         frames.append(frame)
     joined = pd.concat(frames, ignore_index=True)
     joined["name"] = joined["name"].astype(str)
@@ -134,7 +134,8 @@ def accuracy_by_group(runs_csv: str | Path, sources_csv: str | Path, parents: Ma
     the group and ``n_<class>`` its class mix. ``parents=None`` takes a ``parent_catalogue`` column
     already in the sources file, else its ``catalogue`` column (which input catalogue each source came from).
     """
-    runs = pd.read_csv(runs_csv, dtype={column: str for column in GROUP_COLUMNS}, keep_default_na=False)
+    runs = pd.read_csv(runs_csv, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]}, keep_default_na=False)
+    variant_columns = group_columns(runs)
     sources = pd.read_csv(sources_csv, dtype={"name": str})
     if parents is not None:
         sources["parent_catalogue"] = parent_catalogues(sources, parents, radius_arcsec, formats)
@@ -160,7 +161,7 @@ def accuracy_by_group(runs_csv: str | Path, sources_csv: str | Path, parents: Ma
     for grouping in ["all", "parent_catalogue", "redshift"]:
         frame = tagged.assign(grouping=grouping, group=tagged[grouping])
         both = pd.concat([frame.assign(class_name=ALL), frame], ignore_index=True)
-        keys = [*GROUP_COLUMNS, "grouping", "group", "class_name"]
+        keys = [*variant_columns, "grouping", "group", "class_name"]
         per_seed = both.groupby([*keys, "seed"], sort=False, dropna=False)["correct"].mean()
         over_seeds = per_seed.groupby(level=keys, sort=False, dropna=False).agg(
             seeds="size", accuracy_mean="mean", accuracy_std=lambda v: v.std(ddof=1) if len(v) > 1 else 0.0)
@@ -172,10 +173,11 @@ def accuracy_by_group(runs_csv: str | Path, sources_csv: str | Path, parents: Ma
         mix.insert(0, "n_sources", mix.sum(axis=1))
         tables.append(over_seeds.join(mix).reset_index())
     table = pd.concat(tables, ignore_index=True)
-    return _ordered(table, z_bins, class_order)
+    return _ordered(table, z_bins, class_order, variant_columns)
 
 
-def _ordered(table: pd.DataFrame, z_bins: Sequence[float], class_order: list[str]) -> pd.DataFrame:
+def _ordered(table: pd.DataFrame, z_bins: Sequence[float], class_order: list[str],
+             variant_columns: Sequence[str] = GROUP_COLUMNS) -> pd.DataFrame:
     order = {ALL: 0, **{name: k + 1 for k, name in enumerate(sorted(set(table.loc[
         table["grouping"] == "parent_catalogue", "group"]) - {BOTH_PARENTS, NO_PARENT}))},
         BOTH_PARENTS: 90, NO_PARENT: 91}
@@ -185,8 +187,8 @@ def _ordered(table: pd.DataFrame, z_bins: Sequence[float], class_order: list[str
     class_rank = {ALL: 0, **{name: k + 1 for k, name in enumerate(class_order)}}
     table = table.assign(_g=table["grouping"].map(grouping_order), _k=table["group"].map(order).fillna(50),
                          _c=table["class_name"].map(class_rank))
-    table = table.sort_values([*GROUP_COLUMNS, "_g", "_c", "_k"], kind="stable").drop(columns=["_g", "_k", "_c"])
-    columns = [*GROUP_COLUMNS, "grouping", "group", "class_name", "seeds", "accuracy_mean", "accuracy_std",
+    table = table.sort_values([*variant_columns, "_g", "_c", "_k"], kind="stable").drop(columns=["_g", "_k", "_c"])
+    columns = [*variant_columns, "grouping", "group", "class_name", "seeds", "accuracy_mean", "accuracy_std",
                "n_sources", *[f"n_{name}" for name in class_order]]
     return table[columns].reset_index(drop=True)
 

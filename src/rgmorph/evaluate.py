@@ -7,7 +7,8 @@ Two classes give the binary report (class 1 positive, threshold 0.5); K >= 3 cla
 K-class one (argmax, one-vs-rest ROC/AUROC/TPR per class, macro-F1, K x K confusion matrix).
 
 Over runs (``summarise_runs``): runs.csv, one row per run; summary.csv, one row per variant
-(model, kind, training survey, test survey) with, for each metric, the mean and sample std over
+(model, kind, training survey, test survey, and the transfer mode where a study has more than one)
+with, for each metric, the mean and sample std over
 seeds, a bootstrap interval of the seed mean over test sources (``ci``: sources are resampled
 jointly for all seeds, so it holds the test-set sampling error that dominates with ~200 test
 sources) and a bootstrap interval over the seed values themselves (``seed_ci``).
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rgmorph.layout import Run
+from rgmorph.layout import DEFAULT_MODE, Run
 from rgmorph.files import read_checked_csv, sha256_file, write_csv_atomic, write_json_atomic
 from rgmorph.metrics import (
     bootstrap_intervals,
@@ -102,12 +103,24 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
 # ---------------------------------------------------------------- all runs
 
 
+def transfer_mode(checkpoint_path: str | Path, pretrained_on: str) -> str:
+    """A transfer run's mode, from its folder (rgmorph.layout); 'frozen' outside the layout, '' from scratch."""
+    if not pretrained_on:
+        return ""
+    try:
+        return Run.from_path(checkpoint_path).mode or DEFAULT_MODE
+    except ValueError:
+        return DEFAULT_MODE
+
+
 def run_record(checkpoint: dict, checkpoint_path: str | Path, survey: str) -> dict:
-    """What metrics.json says of the run: which one (its kind as training recorded it) and how it was chosen."""
-    run = Run(checkpoint["survey"], checkpoint["model_name"], int(checkpoint["seed"]),
-              checkpoint.get("pretrained_on") or "")
+    """What metrics.json says of the run: which one (its kind as training recorded it, its transfer mode
+    as its folder says) and how it was chosen."""
+    pretrained_on = checkpoint.get("pretrained_on") or ""
+    run = Run(checkpoint["survey"], checkpoint["model_name"], int(checkpoint["seed"]), pretrained_on,
+              transfer_mode(checkpoint_path, pretrained_on))
     return {
-        "model": run.model, "kind": run.kind, "pretrained_on": run.pretrained_on,
+        "model": run.model, "kind": run.kind, "pretrained_on": run.pretrained_on, "mode": run.mode,
         "trained_on": run.pretrained_on or run.survey, "survey": survey, "seed": run.seed,
         "parameters": checkpoint["parameters"], "best_epoch": checkpoint["best_epoch"],
         "best_val_accuracy": checkpoint["best_val_accuracy"], "best_val_loss": checkpoint["best_val_loss"],
@@ -121,6 +134,8 @@ def flatten_report(report: dict, path: str | Path | None = None) -> dict:
     """One row of the tidy per-run table."""
     run = report["run"]
     row = {"model": run["model"], "kind": run["kind"], "pretrained_on": run["pretrained_on"],
+           # metrics.json from before modes has none: its transfer runs are 'frozen'
+           "mode": run.get("mode") or (DEFAULT_MODE if run["pretrained_on"] else ""),
            "trained_on": run["trained_on"],
            "survey": run["survey"], "seed": run["seed"], "split": report.get("split", "test"),
            "n_test": report["n_samples"],
@@ -155,17 +170,32 @@ def _metric_columns(report: dict) -> dict:
 
 
 GROUP_COLUMNS = ["model", "kind", "pretrained_on", "trained_on", "survey"]
+
+
+def group_columns(frame: pd.DataFrame) -> list[str]:
+    """GROUP_COLUMNS, and 'mode' where the runs or summary table has one (a study with several transfer modes)."""
+    return GROUP_COLUMNS + (["mode"] if "mode" in frame.columns else [])
+
+
+def drop_single_mode(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs without the mode column when every transfer run is 'frozen': the tables of a study without
+    other modes keep the columns they had before modes (DVC tracks them)."""
+    if set(runs["mode"]) <= {"", DEFAULT_MODE}:
+        return runs.drop(columns="mode")
+    return runs
 PREDICTION_COLUMNS = ["name", "label", "class_name", "predicted"]  # and probability_<class> per class
 
 
 def evaluation_rule(path: str | Path) -> str:
     """The rule that writes an evaluation file (metrics or predictions) of a run: what remakes it."""
     try:
-        transfer = Run.from_path(path).kind == "transfer"
+        run = Run.from_path(path)
     except ValueError:  # not in the workflow's layout
-        transfer = False
+        run = Run("", "", 0)
+    other_mode = run.mode not in ("", DEFAULT_MODE)  # finetune, random_frozen: their own rules
+    rule = "evaluate" + ("_transfer" if run.pretrained_on else "") + ("_mode" if other_mode else "")
     extra_split = Path(path).stem not in ("metrics", "predictions")
-    return ("evaluate_transfer" if transfer else "evaluate") + ("_extra_split" if extra_split else "")
+    return rule + ("_extra_split" if extra_split else "")
 
 
 def read_predictions(path: str | Path, class_names: Sequence[str] | None = None) -> pd.DataFrame:
@@ -207,12 +237,15 @@ def summarise_runs(metrics_paths: list[str | Path], runs_path: str | Path, summa
     names = metric_names(class_names)
     runs = pd.DataFrame([flatten_report(report, path) for report, path in zip(reports, metrics_paths)])
     runs["predictions_file"] = [str(path) for path in predictions_paths]
-    runs = runs.sort_values(["model", "kind", "trained_on", "survey", "seed"]).reset_index(drop=True)
+    runs = drop_single_mode(runs)
+    keys = group_columns(runs)
+    runs = runs.sort_values(["model", "kind", "trained_on", "survey", *keys[len(GROUP_COLUMNS):], "seed"])
+    runs = runs.reset_index(drop=True)
     write_csv_atomic(runs_path, runs)
 
     rows = []
-    for key, group in runs.groupby(GROUP_COLUMNS, sort=True, dropna=False):
-        row = dict(zip(GROUP_COLUMNS, key))
+    for key, group in runs.groupby(keys, sort=True, dropna=False):
+        row = dict(zip(keys, key))
         row["seeds"] = len(group)
         row["seed_list"] = " ".join(str(seed) for seed in sorted(group["seed"]))
         row["n_test"] = int(group["n_test"].iloc[0])

@@ -1,10 +1,12 @@
 """Where every output lives: the one place that builds (and reads back) result paths.
 
 A run is one seed of one model trained on one survey, from scratch or fine-tuned from the same
-seed's network trained on another survey (transfer learning)::
+seed's network trained on another survey (transfer learning), in one of the TRANSFER_MODES::
 
-    {results}/models/{survey}/{model}[/transfer-from-{pretrained_on}]/seed{seed}/checkpoint.pt
-    {results}/evaluation/{survey}/{model}[/transfer-from-{pretrained_on}]/seed{seed}/metrics.json
+    {results}/models/{survey}/{model}[/transfer-from-{pretrained_on}[-{mode}]]/seed{seed}/checkpoint.pt
+    {results}/evaluation/{survey}/{model}[/transfer-from-{pretrained_on}[-{mode}]]/seed{seed}/metrics.json
+
+The ``frozen`` mode has no suffix: its paths are those of the runs made before modes existed.
 
 Rules build their patterns from the same class, with wildcards as field values
 (``Run("{survey}", "{model}", "{seed}")``), so the rules, evaluation, figures and tables cannot
@@ -27,8 +29,29 @@ def _area(name: str) -> str:
     return _AREA[name]
 
 
-_RUN_PATH = re.compile(r"(?P<survey>[^/]+)/(?P<model>[^/]+)(?:/transfer-from-(?P<pretrained_on>[^/]+))?"
+# How a transfer run is fine-tuned: 'frozen' keeps transfer.freeze as pre-trained (the paper's), 'finetune'
+# trains every layer, 'random_frozen' freezes the same layers at a fresh seeded init (a control).
+TRANSFER_MODES = ("frozen", "finetune", "random_frozen")
+DEFAULT_MODE = "frozen"
+MODE_LABELS = {"frozen": "", "finetune": "all layers fine-tuned", "random_frozen": "random frozen layers"}
+
+_RUN_PATH = re.compile(r"(?P<survey>[^/]+)/(?P<model>[^/]+)"
+                       r"(?:/transfer-from-(?P<pretrained_on>[^/]+?)(?:-(?P<mode>finetune|random_frozen))?)?"
                        r"/seed(?P<seed>\d+)/(?P<file>[^/]+)$")
+
+
+def _mode(pretrained_on: str, mode: str) -> str:
+    """A transfer run's mode ('frozen' unless said), '' for a scratch run."""
+    if not pretrained_on:
+        if mode:
+            raise ValueError(f"a run trained from scratch has no transfer mode (got {mode!r})")
+        return ""
+    return mode or DEFAULT_MODE
+
+
+def mode_suffix(mode: str) -> str:
+    """The folder suffix of a transfer mode: none for 'frozen' (the paths of before modes)."""
+    return "" if mode in ("", DEFAULT_MODE) else f"-{mode}"
 
 
 @dataclass(frozen=True, order=True)
@@ -38,14 +61,33 @@ class Variant:
     model: str
     survey: str  # the survey trained (or fine-tuned) and tested on
     pretrained_on: str = ""  # transfer: the survey of the network it was fine-tuned from
+    mode: str = ""  # transfer: one of TRANSFER_MODES ('frozen' when not given); scratch: ''
+
+    def __post_init__(self):
+        object.__setattr__(self, "mode", _mode(self.pretrained_on, self.mode))
+
+    @classmethod
+    def from_row(cls, row) -> Variant:
+        """The variant of a runs.csv or summary.csv row (tables without a mode column hold frozen transfer runs)."""
+        pretrained_on, mode = (value if isinstance(value, str) else "" for value in (row["pretrained_on"],
+                                                                                      row.get("mode", "")))
+        return cls(row["model"], row["survey"], pretrained_on, mode if pretrained_on else "")
 
     @property
     def kind(self) -> str:
         return "transfer" if self.pretrained_on else "scratch"
 
     @property
+    def setting(self) -> str:
+        """'from scratch', 'transfer from NVSS', 'transfer from NVSS, all layers fine-tuned', ..."""
+        if not self.pretrained_on:
+            return "from scratch"
+        return f"transfer from {self.pretrained_on}" + (f", {MODE_LABELS[self.mode]}" if MODE_LABELS.get(self.mode)
+                                                        else "")
+
+    @property
     def label(self) -> str:
-        return f"{self.model}, {self.survey}" + (f" (transfer from {self.pretrained_on})" if self.pretrained_on else "")
+        return f"{self.model}, {self.survey}" + (f" ({self.setting})" if self.pretrained_on else "")
 
 
 @dataclass(frozen=True, order=True)
@@ -54,10 +96,14 @@ class Run:
     model: str
     seed: int | str
     pretrained_on: str = ""  # transfer runs: the survey of the network it was fine-tuned from
+    mode: str = ""  # transfer runs: one of TRANSFER_MODES ('frozen' when not given); scratch runs: ''
+
+    def __post_init__(self):
+        object.__setattr__(self, "mode", _mode(self.pretrained_on, self.mode))
 
     @property
     def variant(self) -> Variant:
-        return Variant(self.model, self.survey, self.pretrained_on)
+        return Variant(self.model, self.survey, self.pretrained_on, self.mode)
 
     @property
     def kind(self) -> str:
@@ -65,7 +111,7 @@ class Run:
 
     @property
     def folder(self) -> str:
-        transfer = f"/transfer-from-{self.pretrained_on}" if self.pretrained_on else ""
+        transfer = f"/transfer-from-{self.pretrained_on}{mode_suffix(self.mode)}" if self.pretrained_on else ""
         return f"{self.survey}/{self.model}{transfer}/seed{self.seed}"
 
     def file(self, results: str | Path, name: str) -> str:
@@ -84,8 +130,10 @@ class Run:
     def from_path(cls, path: str | Path) -> Run:
         match = _RUN_PATH.search(Path(path).as_posix())
         if not match:
-            raise ValueError(f"{path}: not a per-run file ({{survey}}/{{model}}/[transfer-from-{{survey}}/]seed{{N}}/FILE)")
-        return cls(match["survey"], match["model"], int(match["seed"]), match["pretrained_on"] or "")
+            raise ValueError(f"{path}: not a per-run file "
+                             "({survey}/{model}/[transfer-from-{survey}[-{mode}]/]seed{N}/FILE)")
+        return cls(match["survey"], match["model"], int(match["seed"]), match["pretrained_on"] or "",
+                   match["mode"] or "")
 
 
 def dataset(results: str | Path, survey: str) -> str:

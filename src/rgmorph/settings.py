@@ -10,6 +10,11 @@ configured layers frozen. Nothing is resampled: at 150 pixels an NVSS cutout (15
 times the angle of a FIRST one (1.8"/px), so the filters learnt on one pixel grid meet sources 8.3
 times larger or smaller in pixels on the other; what can carry over is pixel-level structure, not
 the same physical scale. Each transfer checkpoint records both pixel scales.
+
+Transfer modes (``transfer.modes``; rgmorph.layout.TRANSFER_MODES) separate what the pre-trained weights
+are worth from what fine-tuning is: 'frozen' (the paper's), 'finetune' (every layer trained from the
+pre-trained weights) and 'random_frozen' (the frozen layers re-initialised from the seed, a control).
+Every mode has the same epochs, learning rate, selection and seeds, so the runs pair seed by seed.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ from pathlib import Path
 
 import yaml
 
-from rgmorph.layout import Run
+from rgmorph.layout import DEFAULT_MODE, Run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # train.* keys that say what to train, not how
 _NOT_TRAINING_SETTINGS = ("models", "seeds", "model_options", "per_model", "threads")
 # transfer.* keys that say what to fine-tune, not how
-_NOT_TRANSFER_SETTINGS = ("models", "directions", "freeze", "reinitialise", "batch_norm", "per_model")
+_NOT_TRANSFER_SETTINGS = ("models", "directions", "modes", "freeze", "reinitialise", "batch_norm", "per_model")
 
 
 def load(paths, overrides: dict | None = None) -> dict:
@@ -65,6 +70,21 @@ def per_model(mapping: dict, model: str) -> list[str]:
     return list(mapping.get(model, mapping.get("default", [])))
 
 
+def mode_layers(config: dict, model: str, mode: str) -> tuple[list[str], list[str]]:
+    """(frozen, reinitialised) module prefixes of ``model`` fine-tuned in transfer ``mode``."""
+    transfer = config["transfer"]
+    freeze, reinitialise = per_model(transfer["freeze"], model), per_model(transfer["reinitialise"], model)
+    if mode == "finetune":
+        return [], reinitialise
+    if mode == "random_frozen":  # the same layers frozen, at the seed's fresh init instead of pre-trained
+        return freeze, list(dict.fromkeys(reinitialise + freeze))
+    return freeze, reinitialise
+
+
+def transfer_modes(config: dict) -> list[str]:
+    return list(config["transfer"].get("modes", [DEFAULT_MODE]))
+
+
 def transfer_plan(config: dict) -> tuple[list[str], list[tuple[str, str]]]:
     """(models, [(from, to), ...]) of the transfer runs: the transfer models that train.models trains,
     between surveys the study lists. A study with one survey has none."""
@@ -82,8 +102,8 @@ def scratch_runs(config: dict) -> list[Run]:
 
 def transfer_runs(config: dict) -> list[Run]:
     names, directions = transfer_plan(config)
-    return [Run(target, model, seed, source) for model in names for source, target in directions
-            for seed in config["train"]["seeds"]]
+    return [Run(target, model, seed, source, mode) for model in names for source, target in directions
+            for mode in transfer_modes(config) for seed in config["train"]["seeds"]]
 
 
 def all_runs(config: dict) -> list[Run]:

@@ -21,6 +21,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from rgmorph.files import write_bytes_atomic, write_csv_atomic
+from rgmorph.layout import Variant
 from rgmorph.metrics import CLASS_NAMES, class_names_from_columns
 
 PUBLISHED_RESULTS = Path(__file__).resolve().parents[2] / "resources" / "published_results.csv"
@@ -229,7 +230,7 @@ def write_main_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_
 
 
 def _setting_label(row) -> str:
-    return f"transfer from {row['pretrained_on']}" if row["kind"] == "transfer" else "from scratch"
+    return Variant.from_row(row).setting
 
 
 def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -244,8 +245,9 @@ def transfer_table(summary: pd.DataFrame, metrics: Sequence[str] | None = None) 
     rows = []
     for survey in _survey_order(selected["survey"]):
         part = selected[selected["survey"] == survey]
-        part = part.assign(_rank=(part["kind"] == "transfer").astype(int))
-        for _, item in part.sort_values(["model", "_rank", "pretrained_on", "trained_on"]).iterrows():
+        part = part.assign(_rank=(part["kind"] == "transfer").astype(int),
+                           _setting=[_setting_label(item) for _, item in part.iterrows()])
+        for _, item in part.sort_values(["model", "_rank", "pretrained_on", "trained_on", "_setting"]).iterrows():
             row = {"survey": survey, "model": item["model"], "setting": _setting_label(item), "kind": item["kind"],
                    "pretrained_on": item["pretrained_on"], "trained_on": item["trained_on"],
                    "seeds": int(item["seeds"])}
@@ -332,7 +334,8 @@ def write_all(summary_path, outputs: dict, data_description: str = "",
               published_path: str | Path = PUBLISHED_RESULTS) -> dict[str, pd.DataFrame]:
     """``outputs``: {'main': (csv, tex, html), 'transfer': (...), 'published': (...)}."""
     summary = pd.read_csv(summary_path, keep_default_na=False, na_values=[""],
-                          dtype={column: str for column in ("kind", "pretrained_on", "model", "survey", "trained_on")})
+                          dtype={column: str for column in ("kind", "pretrained_on", "model", "survey", "trained_on",
+                                                            "mode")})
     summary["pretrained_on"] = summary["pretrained_on"].fillna("")
     return {
         "main": write_main_table(summary, *outputs["main"], data_description=data_description),

@@ -24,7 +24,9 @@ SEEDS = config["train"]["seeds"]
 RUNS = settings.all_runs(config)
 # per-run path patterns, wildcards as field values
 SCRATCH_RUN = Run("{survey}", "{model}", "{seed}")
-TRANSFER_RUN = Run("{survey}", "{model}", "{seed}", "{source}")
+TRANSFER_RUN = Run("{survey}", "{model}", "{seed}", "{source}")  # the 'frozen' mode, paths as before modes
+TRANSFER_MODE_RUN = Run("{survey}", "{model}", "{seed}", "{source}", "{mode}")  # the other modes
+TRANSFER_MODES = settings.transfer_modes(config)
 
 
 wildcard_constraints:
@@ -33,6 +35,7 @@ wildcard_constraints:
     model="[a-z0-9_]+",
     seed=r"\d+",
     split="[A-Za-z0-9_-]+",
+    mode="finetune|random_frozen",
 
 
 def check_names():
@@ -53,11 +56,11 @@ check_names()
 
 def seed_files(run, name):
     """One path per seed of a training job (a job trains every seed of a run at once)."""
-    return [Run(run.survey, run.model, seed, run.pretrained_on).file(RESULTS, name) for seed in SEEDS]
+    return [Run(run.survey, run.model, seed, run.pretrained_on, run.mode).file(RESULTS, name) for seed in SEEDS]
 
 
 def seed_logs(run, stage):
-    return [Run(run.survey, run.model, seed, run.pretrained_on).log(RESULTS, stage) for seed in SEEDS]
+    return [Run(run.survey, run.model, seed, run.pretrained_on, run.mode).log(RESULTS, stage) for seed in SEEDS]
 
 
 def run_files(name):
@@ -78,12 +81,16 @@ def transfer_settings(wildcards):
     return settings.transfer_settings(config, wildcards.model)
 
 
+def _mode_layers(wildcards):
+    return settings.mode_layers(config, wildcards.model, wildcards.get("mode", "frozen"))
+
+
 def frozen_layers(wildcards):
-    return settings.per_model(config["transfer"]["freeze"], wildcards.model)
+    return _mode_layers(wildcards)[0]
 
 
 def reinitialised_layers(wildcards):
-    return settings.per_model(config["transfer"]["reinitialise"], wildcards.model)
+    return _mode_layers(wildcards)[1]
 
 
 def all_datasets(wildcards):
@@ -116,15 +123,21 @@ def table_names():
     return ["main", "transfer", "published"]
 
 
+def compares_modes():
+    """Whether the study fine-tunes in more than one transfer mode (then transfer_modes joins the outputs)."""
+    return bool(settings.transfer_runs(config)) and len(TRANSFER_MODES) > 1
+
+
 def referee_tables():
-    return ["paired_comparisons.csv", "confounds.csv", "neighbours.csv"]
+    return ["paired_comparisons.csv", "confounds.csv", "neighbours.csv"] + (
+        ["transfer_modes.csv"] if compares_modes() else [])
 
 
 def figure_names():
     return [
         "gallery", "preprocessing", "augmentation", "learning_curves", "confusion_matrices", "roc_curves",
         "variant_comparison", "transfer_comparison", "saliency", "confident_errors", "confounds",
-    ]
+    ] + (["transfer_modes"] if compares_modes() else [])
 
 
 def final_outputs():

@@ -27,6 +27,18 @@ use rule evaluate as evaluate_transfer with:
         TRANSFER_RUN.log(RESULTS, "evaluate"),
 
 
+# the other transfer modes: the same evaluation, in their own folders
+use rule evaluate as evaluate_transfer_mode with:
+    input:
+        checkpoint=TRANSFER_MODE_RUN.file(RESULTS, "checkpoint.pt"),
+        dataset=layout.dataset(RESULTS, "{survey}"),
+    output:
+        metrics=TRANSFER_MODE_RUN.file(RESULTS, "metrics.json"),
+        predictions=TRANSFER_MODE_RUN.file(RESULTS, "predictions.csv"),
+    log:
+        TRANSFER_MODE_RUN.log(RESULTS, "evaluate"),
+
+
 # the same models scored on an extra split (evaluate.extra_splits, e.g. MiraBest's uncertain sources)
 use rule evaluate as evaluate_extra_split with:
     output:
@@ -46,6 +58,16 @@ use rule evaluate_transfer as evaluate_transfer_extra_split with:
         split=lambda wildcards: wildcards.split,
     log:
         TRANSFER_RUN.log(RESULTS, "evaluate_{split}"),
+
+
+use rule evaluate_transfer_mode as evaluate_transfer_mode_extra_split with:
+    output:
+        metrics=TRANSFER_MODE_RUN.file(RESULTS, "metrics_{split}.json"),
+        predictions=TRANSFER_MODE_RUN.file(RESULTS, "predictions_{split}.csv"),
+    params:
+        split=lambda wildcards: wildcards.split,
+    log:
+        TRANSFER_MODE_RUN.log(RESULTS, "evaluate_{split}"),
 
 
 # every run on one extra split, summarised like the test split (summary_<split>.csv)

@@ -82,3 +82,39 @@ rule neighbours_table:
         "../../envs/rgmorph.yaml"
     script:
         "../scripts/neighbours_table.py"
+
+
+# Fair transfer (transfer.modes): each mode against scratch and against frozen, paired per seed.
+# In the DAG only when final_outputs() asks, i.e. a study with transfer runs in more than one mode.
+rule transfer_modes:
+    input:
+        runs=layout.table(RESULTS, "runs.csv"),
+    output:
+        table=report(
+            layout.table(RESULTS, "transfer_modes.csv"),
+            caption="../report/transfer_modes.rst",
+            category="Tables",
+            subcategory="8. Transfer modes",
+            labels={"table": "Transfer modes vs scratch and frozen, paired by seed", "format": "CSV"},
+        ),
+    log:
+        f"{RESULTS}/logs/transfer_modes.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/transfer_modes.py"
+
+
+rule figure_transfer_modes:
+    input:
+        runs=layout.table(RESULTS, "runs.csv"),
+    output:
+        png=report(layout.figure(RESULTS, "transfer_modes"), caption="../report/transfer_modes.rst",
+                   category="Figures", subcategory="5. Transfer modes"),
+        pdf=layout.figure(RESULTS, "transfer_modes", "pdf"),
+    log:
+        f"{RESULTS}/logs/figures/transfer_modes.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/figures/transfer_modes.py"

@@ -2,6 +2,8 @@
 # survey is fine-tuned on another with the configured layers frozen, and evaluated beside the
 # from-scratch runs there (rgmorph.settings says what maps onto what). The study's run list
 # (common.smk, RUNS) already holds these runs, so summaries and figures see them.
+# transfer.modes: 'frozen' is the rule below (paths as before modes); the other modes are its copy,
+# one folder suffix apart (transfer-from-{source}-{mode}), with their own frozen/reinitialised layers.
 
 
 rule train_transfer:
@@ -29,3 +31,13 @@ rule train_transfer:
     script:
         "../scripts/train.py"
 
+
+
+use rule train_transfer as train_transfer_mode with:
+    output:
+        checkpoints=seed_files(TRANSFER_MODE_RUN, "checkpoint.pt"),
+        histories=seed_files(TRANSFER_MODE_RUN, "history.csv"),
+    log:
+        seed_logs(TRANSFER_MODE_RUN, "train"),
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{survey}}/{{model}}-transfer-from-{{source}}-{{mode}}.tsv"

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.confounds import ALL
-from rgmorph.evaluate import GROUP_COLUMNS
+from rgmorph.evaluate import GROUP_COLUMNS, group_columns
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
+from rgmorph.layout import Variant
 
 PANELS = [("parent_catalogue", "parent catalogue"), ("redshift", "redshift bin, z (dimensionless)")]
 MARKERS = ["o", "s", "^", "D", "v", "P"]
@@ -22,8 +23,7 @@ MAX_VARIANTS = len(MARKERS)
 
 
 def variant_label(row) -> str:
-    text = f"{row['model']}, {row['survey']}"
-    return text + (f" (transfer from {row['pretrained_on']})" if row["kind"] == "transfer" and row["pretrained_on"] else "")
+    return Variant.from_row(row).label
 
 
 def _tick_label(group: str, row: pd.Series, class_columns: list[str]) -> str:
@@ -34,11 +34,12 @@ def _tick_label(group: str, row: pd.Series, class_columns: list[str]) -> str:
 
 def plot_confounds(table: str | Path | pd.DataFrame, stem: str | Path) -> None:
     """Write ``stem``.png and ``stem``.pdf from an accuracy_by_group table (a frame or its CSV)."""
-    table = pd.read_csv(table, dtype={c: str for c in GROUP_COLUMNS}, keep_default_na=False) \
+    table = pd.read_csv(table, dtype={c: str for c in [*GROUP_COLUMNS, "mode"]}, keep_default_na=False) \
         if not isinstance(table, pd.DataFrame) else table.copy()
-    table[GROUP_COLUMNS] = table[GROUP_COLUMNS].fillna("").astype(str)
+    keys = group_columns(table)
+    table[keys] = table[keys].fillna("").astype(str)
     overall = table[table["class_name"] == ALL] if "class_name" in table.columns else table.iloc[:0]
-    variants = overall[GROUP_COLUMNS].drop_duplicates().reset_index(drop=True)
+    variants = overall[keys].drop_duplicates().reset_index(drop=True)
     shown = variants.head(MAX_VARIANTS)
     class_columns = [c for c in table.columns if c.startswith("n_") and c != "n_sources"]
 
@@ -53,7 +54,7 @@ def plot_confounds(table: str | Path | pd.DataFrame, stem: str | Path) -> None:
         groups = list(dict.fromkeys(rows["group"]))  # the table's order
         counts = rows.drop_duplicates("group").set_index("group")
         for v, variant in shown.iterrows():
-            mine = rows.merge(variant.to_frame().T, on=GROUP_COLUMNS).set_index("group").reindex(groups)
+            mine = rows.merge(variant.to_frame().T, on=keys).set_index("group").reindex(groups)
             x = np.arange(len(groups)) + (v - (len(shown) - 1) / 2) * width
             axis.errorbar(x, mine["accuracy_mean"], yerr=mine["accuracy_std"], fmt=MARKERS[v], markersize=4.5,
                           color=OKABE_ITO[v % len(OKABE_ITO)], capsize=2, linewidth=1,

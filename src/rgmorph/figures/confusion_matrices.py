@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rgmorph.figures.runs import group_reports, grid
+from rgmorph.figures.runs import group_reports, grid, row_key
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, save_figure
 
 
@@ -22,7 +22,7 @@ def plot_confusion_matrices(metrics_paths: list[str | Path], stem: str | Path) -
         axis.set_visible(False)
     image = None
     for variant, runs in groups.items():
-        axis = axes[rows.index((variant.model, variant.pretrained_on)), columns.index(variant.survey)]
+        axis = axes[rows.index(row_key(variant)), columns.index(variant.survey)]
         axis.set_visible(True)
         reports = [report for _, report, _ in runs]
         matrix = np.sum([report["confusion_matrix"] for report in reports], axis=0)

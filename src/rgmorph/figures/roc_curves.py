@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rgmorph.figures.runs import group_reports, grid
+from rgmorph.figures.runs import group_reports, grid, row_key
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure
 
 
@@ -92,7 +92,7 @@ def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_
         axis.set_visible(False)
     one_vs_rest, names = False, ["FRI", "FRII"]
     for variant, runs in groups.items():
-        axis = axes[rows.index((variant.model, variant.pretrained_on)), columns.index(variant.survey)]
+        axis = axes[rows.index(row_key(variant)), columns.index(variant.survey)]
         axis.set_visible(True)
         _panel(axis, variant, runs, positive_class)
         one_vs_rest = one_vs_rest or "roc_curves" in runs[0][1]

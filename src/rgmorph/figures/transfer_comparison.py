@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
+from rgmorph.layout import Variant
 from rgmorph.metrics import class_names_from_columns
 
 PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUC (FRII positive)")]
@@ -27,14 +28,13 @@ def default_panels(columns) -> list[tuple[str, str]]:
 
 
 def _setting(row) -> str:
-    if row["kind"] == "transfer":
-        return f"{row['model']}\ntransfer from {row['pretrained_on']}"
-    return f"{row['model']}\nfrom scratch"
+    return f"{row['model']}\n{Variant.from_row(row).setting}"
 
 
 def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=None) -> None:
     runs = pd.read_csv(runs_path, keep_default_na=False, na_values=[""],
-                       dtype={"kind": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str})
+                       dtype={"kind": str, "pretrained_on": str, "model": str, "survey": str, "trained_on": str,
+                              "mode": str})
     panels = default_panels(runs.columns) if panels is None else panels
     runs["pretrained_on"] = runs["pretrained_on"].fillna("")
     has_transfer = bool((runs["kind"] == "transfer").any())
@@ -77,7 +77,7 @@ def plot_transfer_comparison(runs_path: str | Path, stem: str | Path, panels=Non
     if not has_transfer:
         figure.supxlabel(NO_TRANSFER.replace("\n", " "), fontsize=8, color="0.2",
                          bbox={"boxstyle": "round", "facecolor": "#F0E442", "alpha": 0.35, "edgecolor": "0.5"})
-    seeds = runs.groupby(["model", "kind", "pretrained_on", "survey"]).size()
+    seeds = runs.groupby(["setting", "survey"]).size()
     seed_text = "/".join(str(n) for n in sorted(set(seeds))) if len(seeds) else "0"
     figure.suptitle(f"Transfer learning vs training from scratch, test split ({seed_text} seeds per setting)")
     save_figure(figure, stem)
