@@ -161,7 +161,7 @@ def test_split_study_plans_first_only_with_the_two_models(tmp_path):
     fields = [dict(item.strip().split("=", 1) for item in line.split(",")) for line in wildcards]
     assert {f["survey"] for f in fields if "survey" in f} == {"FIRST"}
     assert {f["model"] for f in fields if "model" in f} == {"tang2019", "gabor_svm"}
-    assert {f["seed"] for f in fields if "seed" in f} == {"0", "1", "2"}
+    assert {f["seed"] for f in fields if "seed" in f} == {"0"}
     assert "train_transfer" not in result.stdout and "split_spread" not in result.stdout
     assert "evaluate_extra_split" in result.stdout  # the validation split, for the gap
 

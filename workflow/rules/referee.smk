@@ -53,7 +53,7 @@ rule figure_confounds:
         table=layout.table(RESULTS, "confounds.csv"),
     output:
         png=report(f"{RESULTS}/figures/confounds.png", caption="../report/confounds.rst", category="Figures",
-                   subcategory="4. Confounds"),
+                   subcategory="5. Confounds"),
         pdf=layout.figure(RESULTS, "confounds", "pdf"),
     log:
         f"{RESULTS}/logs/figures/confounds.log",
@@ -91,10 +91,10 @@ rule transfer_modes:
         runs=layout.table(RESULTS, "runs.csv"),
     output:
         table=report(
-            layout.table(RESULTS, "transfer_modes.csv"),
+            f"{RESULTS}/tables/transfer_modes.csv",
             caption="../report/transfer_modes.rst",
             category="Tables",
-            subcategory="8. Transfer modes",
+            subcategory="9. Transfer modes",
             labels={"table": "Transfer modes vs scratch and frozen, paired by seed", "format": "CSV"},
         ),
     log:
@@ -109,8 +109,8 @@ rule figure_transfer_modes:
     input:
         runs=layout.table(RESULTS, "runs.csv"),
     output:
-        png=report(layout.figure(RESULTS, "transfer_modes"), caption="../report/transfer_modes.rst",
-                   category="Figures", subcategory="5. Transfer modes"),
+        png=report(f"{RESULTS}/figures/transfer_modes.png", caption="../report/transfer_modes.rst",
+                   category="Figures", subcategory="6. Transfer modes"),
         pdf=layout.figure(RESULTS, "transfer_modes", "pdf"),
     log:
         f"{RESULTS}/logs/figures/transfer_modes.log",
