@@ -42,6 +42,17 @@ def test_a_corrupt_checkpoint_is_named_and_set_aside_for_train(tmp_path):
     assert not checkpoint.exists() and (checkpoint.parent / "checkpoint.pt.damaged").is_file()
 
 
+@pytest.mark.parametrize(("folder", "rule"), [("NVSS/tang2019/seed0", "train"),
+                                             ("FIRST/tang2019/transfer-from-NVSS/seed0", "train_transfer"),
+                                             ("FIRST/tang2019/transfer-from-NVSS-finetune/seed0", "train_transfer_mode")])
+def test_a_damaged_checkpoint_names_the_rule_that_wrote_it(tmp_path, folder, rule):
+    checkpoint = tmp_path / "models" / folder / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(DamagedFileError, match=rf"'{rule}' rule remakes it"):
+        load_checkpoint(checkpoint)
+
+
 def test_a_missing_file_is_not_called_damaged(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_dataset(tmp_path / "absent.npz")

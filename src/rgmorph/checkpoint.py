@@ -97,10 +97,19 @@ def save_checkpoint(path: str | Path, checkpoint: dict, run_info: dict) -> dict:
     return {**checkpoint, **run_info}
 
 
+def training_rule(path: str | Path) -> str:
+    """The rule that writes the checkpoint at ``path``, by its folder (rgmorph.layout's run paths)."""
+    folders = Path(path).parts
+    transfer = [folder for folder in folders if folder.startswith("transfer-from-")]
+    if not transfer:
+        return "train"
+    return "train_transfer_mode" if transfer[-1].endswith(("-finetune", "-random_frozen")) else "train_transfer"
+
+
 def load_safely(path: str | Path, map_location: torch.device | str = "cpu"):
     """``torch.load`` of tensors and plain data only; anything else is refused, naming the file."""
     try:
-        with checked_read(path, remade_by="train"):
+        with checked_read(path, remade_by=training_rule(path)):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
