@@ -77,11 +77,12 @@ splits: $(STAMP)
 	  > results/splits/splits.yaml
 	$(SNAKEMAKE) $(PUBLISHED) results/splits/splits.yaml --allowed-rules split_spread -- results/tables/split_spread.csv
 
-# Fair transfer on top of the published run (config/referee_transfer.yaml): the same results, plus the
-# finetune and random_frozen transfer runs, tables/transfer_modes.csv and figures/transfer_modes
+# Fair transfer on the cleaned split (config/cleaned.yaml + config/referee_transfer.yaml, in results/cleaned):
+# the cleaned study plus the finetune and random_frozen transfer runs, tables/transfer_modes.csv and
+# figures/transfer_modes (the cleaning drops test sources only, so scratch and frozen train as in `make cleaned`)
 referee-transfer: $(STAMP)
-	$(SNAKEMAKE) $(PUBLISHED) config/referee_transfer.yaml
-	$(BIN)/snakemake --report results/report.html $(PUBLISHED) config/referee_transfer.yaml
+	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
+	$(BIN)/snakemake --report results/cleaned/report.html $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
 
 # Pull the published run from the DVC remote and remake its figures (no fetching, no training)
 pull: $(STAMP)
@@ -95,11 +96,13 @@ publish: $(STAMP)
 	@echo "publish: now commit the run: git add dvc.lock metrics && git commit"
 
 # Referee items (issue 13). The published study on the cleaned split (config/cleaned.yaml: the test member of
-# each train/test neighbour pair dropped), then its test numbers beside the published run's (metrics/summary.json)
+# each train/test neighbour pair dropped), then its test numbers beside the published run's (results/tables/summary.csv
+# when this clone has the run, else the committed metrics/summary.json)
 .PHONY: cleaned circular-mask
 cleaned: $(STAMP)
 	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml
-	$(BIN)/rgmorph cleaning-effect --published metrics/summary.json --cleaned results/cleaned/tables/summary.csv \
+	$(BIN)/rgmorph cleaning-effect --published $(or $(wildcard results/tables/summary.csv),metrics/summary.json) \
+	  --cleaned results/cleaned/tables/summary.csv \
 	  --output results/cleaned/tables/cleaning_effect.csv
 
 # preprocess.circular_mask chosen on validation: one study per choice (config/circular_mask.yaml), then

@@ -98,6 +98,15 @@ def test_the_cleaning_effect_sets_each_variant_beside_its_published_numbers(tmp_
     assert len(pd.read_csv(tmp_path / "effect.csv")) == 4
 
 
+def test_with_transfer_modes_the_frozen_mode_is_set_beside_the_published_transfer(tmp_path):
+    modes = CLEANED.assign(mode=["", "frozen", ""])
+    finetune = modes.iloc[[1]].assign(mode="finetune", accuracy_mean=0.95)
+    pd.concat([modes, finetune]).to_csv(tmp_path / "summary.csv", index=False)
+    cleaned = read_summary(tmp_path / "summary.csv")
+    assert len(cleaned) == 3
+    assert cleaned.loc[cleaned["kind"] == "transfer", "accuracy_mean"].tolist() == [0.900]
+
+
 def read_summary_json(nested, folder):
     (folder / "summary.json").write_text(json.dumps(nested))
     return read_summary(folder / "summary.json")

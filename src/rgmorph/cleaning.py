@@ -38,6 +38,8 @@ def read_summary(path: str | Path) -> pd.DataFrame:
                               for survey_key, models in nested.items() for model_key, metrics in models.items()])
     else:
         table = pd.read_csv(path)
+    if "mode" in table.columns:  # transfer modes (transfer.modes): the published run has the paper's, 'frozen'
+        table = table[table["mode"].fillna("").isin(["", "frozen"])]
     missing = [column for column in [*KEYS, "accuracy_mean", "auroc_mean"] if column not in table.columns]
     if missing:
         raise ValueError(f"{path}: no column(s) {missing}; expected a summary table (tables/summary.csv) "
