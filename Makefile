@@ -56,8 +56,8 @@ PUBLISHED := --configfile config/config.yaml config/published.yaml
 
 # Spread across splits (issue 13): the FIRST study of config/splits.yaml on top of the published run, once
 # per split seed into results/splits/seed<k> (only the two summaries it needs), then
-# results/tables/split_spread.csv of the published study over them (beside its own split when its summary is
-# there: make pull). The seeds go in through small config files written beside the results: Snakemake's
+# results/cleaned/tables/split_spread.csv over them, beside the published split cleaned like them (its row
+# when `make cleaned` has run). The seeds go in through small config files written beside the results: Snakemake's
 # --config reads nested values as strings. --allowed-rules: the table never makes Snakemake retrain the
 # published study.
 SPLIT_SEEDS ?= 1 2 3 4 5
@@ -75,7 +75,8 @@ splits: $(STAMP)
 	done
 	printf 'splits: {seeds: [%s], results_dir: results/splits}\n' "$(subst $(space),$(comma) ,$(strip $(SPLIT_SEEDS)))" \
 	  > results/splits/splits.yaml
-	$(SNAKEMAKE) $(PUBLISHED) results/splits/splits.yaml --allowed-rules split_spread -- results/tables/split_spread.csv
+	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml results/splits/splits.yaml --allowed-rules split_spread \
+	  -- results/cleaned/tables/split_spread.csv
 
 # Fair transfer on the cleaned split (config/cleaned.yaml + config/referee_transfer.yaml, in results/cleaned):
 # the cleaned study plus the finetune and random_frozen transfer runs, tables/transfer_modes.csv and
