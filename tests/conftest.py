@@ -33,7 +33,8 @@ def balanced_subset(sources: pd.DataFrame, per_class_and_split: int) -> pd.DataF
             .reset_index(drop=True))
 
 
-def write_synthetic_dataset(path: Path, per_class: int = 24, size: int = 96, seed: int = 0) -> Path:
+def write_synthetic_dataset(path: Path, per_class: int = 24, size: int = 96, seed: int = 0,
+                            survey: str = "SYNTH") -> Path:
     """A dataset file in the pipeline's format with an easy FRI/FRII contrast.
 
     FRI: one bright core with diffuse emission; FRII: two compact lobes far from the centre
@@ -67,6 +68,6 @@ def write_synthetic_dataset(path: Path, per_class: int = 24, size: int = 96, see
         path, images=np.stack(images), labels=labels.astype(np.int64),
         names=np.array([f"SYN {k:03d}" for k in range(count)]), split=split.astype(str),
         sha256=np.array(["0" * 64] * count), class_names=np.array(CLASS_NAMES),
-        pixel_scale_arcsec=np.full(count, 1.8), survey=np.array("SYNTH"),
+        pixel_scale_arcsec=np.full(count, 1.8), survey=np.array(survey),
     )
     return path

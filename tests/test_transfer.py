@@ -20,20 +20,11 @@ SETTINGS = TrainSettings(epochs=2, batch_size=8, threads=1, device="cpu", model_
 SEEDS = [0, 1]
 
 
-def _survey_dataset(path, survey, seed):
-    write_synthetic_dataset(path, per_class=16, size=48, seed=seed)
-    with np.load(path) as data:
-        arrays = dict(data)
-    arrays["survey"] = np.array(survey)
-    np.savez_compressed(path, **arrays)
-    return path
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("transfer")
-    source = _survey_dataset(folder / "SRC.npz", "SRC", seed=0)
-    target = _survey_dataset(folder / "TGT.npz", "TGT", seed=1)
+    source = write_synthetic_dataset(folder / "SRC.npz", per_class=16, size=48, seed=0, survey="SRC")
+    target = write_synthetic_dataset(folder / "TGT.npz", per_class=16, size=48, seed=1, survey="TGT")
     pretrained = [folder / "SRC" / f"seed{seed}" / "checkpoint.pt" for seed in SEEDS]
     train_seeds(source, "resnet", SEEDS, SETTINGS, pretrained,
                 [folder / "SRC" / f"seed{seed}" / "history.csv" for seed in SEEDS])

@@ -28,20 +28,12 @@ SEEDS = [0, 1]
 CONFIG = {"transfer": {"freeze": {"default": ["features"]}, "reinitialise": {}}}
 
 
-def _dataset(path, survey, seed):
-    write_synthetic_dataset(path, per_class=16, size=48, seed=seed)
-    with np.load(path) as data:
-        arrays = dict(data)
-    arrays["survey"] = np.array(survey)
-    np.savez_compressed(path, **arrays)
-    return path
-
-
 @pytest.fixture(scope="module")
 def fine_tuned(tmp_path_factory):
     """{mode: checkpoints} of resnet seeds pre-trained on SRC and fine-tuned on TGT in every mode."""
     folder = tmp_path_factory.mktemp("modes")
-    source, target = _dataset(folder / "SRC.npz", "SRC", 0), _dataset(folder / "TGT.npz", "TGT", 1)
+    source, target = (write_synthetic_dataset(folder / f"{survey}.npz", per_class=16, size=48, seed=seed, survey=survey)
+                      for seed, survey in enumerate(("SRC", "TGT")))
     pretrained = [Run("SRC", "resnet", seed).file(folder, "checkpoint.pt") for seed in SEEDS]
     train_seeds(source, "resnet", SEEDS, SETTINGS, pretrained, [p.replace("checkpoint.pt", "history.csv")
                                                                 for p in pretrained])
