@@ -187,18 +187,27 @@ def check_graphs(data, device: torch.device, model_names, epochs: int = 3) -> bo
 # ----------------------------------------------------------------------------- where a job's time goes
 
 
-def phase_split(model_name: str, dataset: Path, epochs: int, seeds: int, threads: int) -> dict:
+def phase_split(model_name: str, dataset: Path, epochs: int, seeds: int, threads: int,
+                transfer_from: Path | None = None) -> dict:
     """Seconds per phase of a short training job at the published settings (this code's selection), and what
     the old selection (statistics over every fit image, one view and 8 D4 views every epoch) took on the
-    same weights."""
+    same weights. ``transfer_from``: a models folder of the other survey (results/models/NVSS): the job
+    fine-tunes its checkpoints as the study's transfer runs do."""
     from rgmorph import settings as study
     from rgmorph.train import NetworkTraining
+    from rgmorph.train_settings import TransferSpec
     from selection_check import old_scores
 
     config = study.load([REPO / "config" / "config.yaml", REPO / "config" / "published.yaml"])
-    settings = TrainSettings.from_mapping({**study.model_settings(config, model_name), "epochs": epochs,
-                                           "threads": threads, "device": "cpu"})
-    training = NetworkTraining(dataset, model_name, list(range(seeds)), settings, None, Path("unused-last.pt"))
+    values = (study.transfer_settings if transfer_from else study.model_settings)(config, model_name)
+    settings = TrainSettings.from_mapping({**values, "epochs": epochs, "threads": threads, "device": "cpu"})
+    transfer = None
+    if transfer_from:
+        frozen, reinitialise = study.mode_layers(config, model_name, "frozen")
+        transfer = TransferSpec(transfer_from.name, [transfer_from / model_name / f"seed{k}" / "checkpoint.pt"
+                                                     for k in range(seeds)],
+                                frozen, reinitialise, config["transfer"]["batch_norm"])
+    training = NetworkTraining(dataset, model_name, list(range(seeds)), settings, transfer, Path("unused-last.pt"))
     training.started, old = time.monotonic(), 0.0
     for epoch in range(1, epochs + 1):
         training.epoch(epoch)
@@ -207,18 +216,23 @@ def phase_split(model_name: str, dataset: Path, epochs: int, seeds: int, threads
         old += time.monotonic() - start
     start = time.monotonic()
     training.score_other_views()
-    phases = dict(training.phase_seconds)
-    phases["validation"] += time.monotonic() - start
-    return {**phases, "old_selection": old}
+    return {**training.phase_seconds, "final_d4": time.monotonic() - start, "old_selection": old}
 
 
-def print_phases(model_names, dataset: Path, epochs: int, seeds: int, threads: int) -> None:
-    print(f"phase split: {epochs} epochs, {seeds} seeds, {threads} thread(s); seconds (share of the job)")
-    for name in model_names:
-        p = phase_split(name, dataset, epochs, seeds, threads)
+def print_phases(model_names, dataset: Path, epochs: int, seeds: int, threads: int,
+                 transfer_from: Path | None = None) -> None:
+    print(f"phase split: {epochs} epochs, {seeds} seeds, {threads} thread(s); seconds (selection's share of the "
+          "epochs), then the selected states' D4 scoring, once per job")
+    jobs = [(name, None) for name in model_names]
+    if transfer_from:
+        jobs += [(name, transfer_from) for name in model_names if (transfer_from / name).is_dir()]
+    for name, source in jobs:
+        p = phase_split(name, dataset, epochs, seeds, threads, source)
         steps, new = p["training_steps"], p["batch_norm_statistics"] + p["validation"]
-        print(f"  {name:<15} steps {steps:7.1f} | ours: batch norm {p['batch_norm_statistics']:6.1f} + validation "
-              f"{p['validation']:6.1f} = {100 * new / (steps + new):4.1f}% | before: {p['old_selection']:6.1f} = "
+        label = f"{name} from {source.name}" if source else name
+        print(f"  {label:<22} steps {steps:7.1f} | ours: batch norm {p['batch_norm_statistics']:6.1f} + validation "
+              f"{p['validation']:6.1f} = {100 * new / (steps + new):4.1f}%, then D4 once {p['final_d4']:5.1f} "
+              f"| before: {p['old_selection']:6.1f} = "
               f"{100 * p['old_selection'] / (steps + p['old_selection']):4.1f}%", flush=True)
 
 
@@ -316,6 +330,9 @@ def main(argv=None) -> int:
     parser.add_argument("--check-graphs", action="store_true", help="only compare CUDA-graph, eager and CPU training")
     parser.add_argument("--phases", type=int, default=0, metavar="EPOCHS",
                         help="also print where a short job of EPOCHS epochs spends its time, before and after")
+    parser.add_argument("--transfer-from", type=Path, default=None, metavar="MODELS",
+                        help="with --phases, also fine-tune the checkpoints under MODELS/NAME/seedK (e.g. "
+                             "results/models/NVSS) as the transfer runs do")
     parser.add_argument("--cpu-options", action="store_true",
                         help="also time channels-last, torch.compile and bf16 autocast steps on the CPU")
     parser.add_argument("--placement", type=int, default=0, metavar="CORES",
@@ -396,7 +413,7 @@ def main(argv=None) -> int:
                     torch.cuda.empty_cache()
     if arguments.phases:
         print_phases(selected, arguments.datasets / f"{arguments.survey}.npz", arguments.phases,
-                     int(arguments.group_sizes.split(",")[-1]), torch.get_num_threads())
+                     int(arguments.group_sizes.split(",")[-1]), torch.get_num_threads(), arguments.transfer_from)
     if arguments.cpu_options:
         print_cpu_options(selected, data, arguments.seconds)
     if arguments.placement:

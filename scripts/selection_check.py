@@ -34,9 +34,14 @@ from rgmorph.train import NetworkTraining, TrainSettings, _better, make_determin
 
 
 def old_scores(training: NetworkTraining) -> dict:
-    """{view: (losses, accuracies)} of the current weights, the old way (statistics over all fit images)."""
-    training.trainer.recompute_batch_norm(images=0)
-    return {view: training.trainer.validate(view) for view in ("none", "d4")}
+    """{view: (losses, accuracies)} of the current weights, the old way (statistics over all fit images).
+    A constant frozen trunk's statistics and features stay as the new protocol keeps them."""
+    trainer = training.trainer
+    kept = trainer.trunk_statistics, trainer.validation_features
+    trainer.recompute_batch_norm(images=0)
+    scores = {view: trainer.validate(view) for view in ("none", "d4")}
+    trainer.trunk_statistics, trainer.validation_features = kept
+    return scores
 
 
 def old_choice(rows: list[dict], metric: str) -> dict:
@@ -91,11 +96,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--epochs", type=int, default=None, help="default: the published study's")
     parser.add_argument("--threads", type=int, default=None, help="default: the published study's")
+    parser.add_argument("--batch-norm-images", type=int, default=None,
+                        help="the new protocol's statistics subset (default: the published study's)")
     parser.add_argument("--out", type=Path, default=None, help="write the table here (CSV)")
     arguments = parser.parse_args(argv)
     config = study.load([REPO / "config" / "config.yaml", REPO / "config" / "published.yaml"])
     values = {**study.model_settings(config, arguments.model), "threads": config["train"]["threads"], "device": "cpu"}
-    values.update({key: value for key, value in (("epochs", arguments.epochs), ("threads", arguments.threads)) if value})
+    values.update({key: value for key, value in (("epochs", arguments.epochs), ("threads", arguments.threads),
+                                                               ("batch_norm_images", arguments.batch_norm_images))
+                   if value is not None})
     settings = TrainSettings.from_mapping(values)
     table, phases = run(arguments.dataset, arguments.model, [int(s) for s in arguments.seeds.split(",")], settings)
     print(f"{arguments.model}, {arguments.dataset}, {settings.epochs} epochs, batch_norm_images "

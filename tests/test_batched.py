@@ -177,6 +177,32 @@ def test_recomputed_batch_norm_statistics_are_those_of_the_fit_images():
         assert torch.equal(frozen.buffers["features.1.running_mean"], before) == kept, frozen_batch_norm
 
 
+@pytest.mark.parametrize("frozen_batch_norm", ["adapt", "keep"])
+def test_a_frozen_trunk_run_once_for_validation_scores_as_the_whole_network_every_epoch(frozen_batch_norm):
+    """Freezing 'features' whole lets validation keep the trunk's outputs; freezing each of its layers by name
+    takes the general path (the whole network every epoch): the scores and statistics must be the same."""
+    data = _tiny_data(count=16)
+    settings = _tiny_settings(batch_size=4, batch_norm_images=4, model_options={"width": 8})
+    layers = tuple(f"features.{name}" for name, _ in models.build("resnet", width=8).features.named_children())
+    trainers = [SeedBatch("resnet", [SeedRun(0), SeedRun(1)], [data], settings, "cpu",
+                          freeze=Freeze(prefixes, frozen_batch_norm)) for prefixes in (("features",), layers)]
+    assert [trainer.trunk_is_constant for trainer in trainers] == [True, False]
+    for _ in range(3):
+        scores = []
+        for trainer in trainers:
+            trainer.train_epoch()
+            trainer.recompute_batch_norm()
+            scores.append([trainer.validate(tta) for tta in ("none", "d4")])
+        for name, value in trainers[1].buffers.items():
+            if not name.endswith("num_batches_tracked"):
+                assert torch.equal(trainers[0].buffers[name], value), name
+        np.testing.assert_array_equal(np.array(scores[0]), np.array(scores[1]))
+    assert set(trainers[0].validation_features) == {"none", "d4"}
+    for trainer in trainers:  # statistics over other images (all of them) are the trunk's too
+        trainer.recompute_batch_norm(images=0)
+    np.testing.assert_array_equal(*(np.array(trainer.validate()) for trainer in trainers))
+
+
 def test_the_learning_rate_follows_the_cosine_schedule_of_torch_and_resumes_with_it():
     data = _tiny_data()
     settings = TrainSettings(batch_size=4, epochs=4, learning_rate=1e-3, lr_schedule="cosine")

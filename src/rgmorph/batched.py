@@ -211,6 +211,7 @@ class SeedBatch:
         built = self._build_models(in_channels, image_size, num_classes)
         self._stack_weights(built)
         self._make_template(built[0], in_channels, image_size)
+        self._find_constant_trunk(built[0])
         self._place_data(datasets)
         self._make_optimiser()
         self.streams = [RunStreams(run.seed) for run in self.runs]
@@ -287,6 +288,22 @@ class SeedBatch:
         self.frozen_modules = ([self.template.get_submodule(prefix) for prefix in self.freeze.prefixes]
                                if self.freeze.batch_norm == "keep" else [])
 
+    def _find_constant_trunk(self, first: nn.Module) -> None:
+        """A frozen ``features`` trunk (transfer learning) gives each unaugmented image the same features every
+        epoch once its batch-norm statistics are fixed: those are recomputed once ('adapt'; the weights before
+        them are frozen too) or kept ('keep'). Validation then runs the trunk once and the head each epoch."""
+        self.trunk_is_constant = (isinstance(first, models.TrunkHead) and list(self.freeze.prefixes) == ["features"]
+                                  and (self.freeze.batch_norm == "keep"
+                                       or self.settings.batch_norm_statistics == "recomputed"))
+        trunk_layers = [f"features.{name}" for name, module in first.features.named_modules()
+                        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
+                        ] if self.trunk_is_constant and self.freeze.batch_norm == "adapt" else []
+        self.trunk_statistic_names = [name for layer in trunk_layers for name in self.buffer_names
+                                      if name.startswith(layer + ".")]
+        # the trunk's statistics as recomputed in this process (None: not yet), and its validation features
+        self.trunk_statistics: dict | None = None if self.trunk_statistic_names else {}
+        self.validation_features: dict[str, list] = {}
+
     def _place_data(self, datasets: Sequence[tuple]) -> None:
         """Every dataset's fit images in one device tensor (runs index into it); validation sets on the device."""
         offsets, images, labels = [], [], []
@@ -324,11 +341,17 @@ class SeedBatch:
         return nullcontext()
 
     def _forward(self, images: torch.Tensor, masks: dict | None, params: dict | None = None,
-                 buffers: dict | None = None) -> torch.Tensor:
-        """(S, B, C, H, W) -> (S, B, classes) logits: run s's weights on run s's images."""
-        shared, template = self.shared, self.template
+                 buffers: dict | None = None, part: str = "") -> torch.Tensor:
+        """(S, B, C, H, W) -> (S, B, classes) logits: run s's weights on run s's images (through the submodule
+        ``part`` alone if given: 'features' or 'classifier' of a TrunkHead)."""
         params = self.params if params is None else params
         buffers = self.buffers if buffers is None else buffers
+        shared, template = self.shared, self.template
+        if part:
+            template = template.get_submodule(part)
+            params, buffers, masks, shared = ({name[len(part) + 1:]: value for name, value in values.items()
+                                               if name.startswith(part + ".")}
+                                              for values in (params, buffers, masks or {}, shared))
         if self.strategy == "loop":
             # unbind: views whose in-place updates (batch-norm statistics) reach the stacked tensors, and
             # whose backward is one stack of the runs' gradients
@@ -464,12 +487,30 @@ class SeedBatch:
         the fit images of ``batch_norm_index(images)``, with the current weights (no random numbers are drawn)."""
         if self.settings.batch_norm_statistics != "recomputed":
             return
+        layers = self._layers_to_recompute(explicit_images=images is not None)
+        if layers:
+            self._average_batch_statistics(layers, self.batch_norm_index(images))
+        if self.trunk_statistics is None and images is None:
+            self.trunk_statistics = {name: self.buffers[name].clone() for name in self.trunk_statistic_names}
+            self.validation_features = {}
+        self._restore_trunk_statistics()
+
+    def _layers_to_recompute(self, explicit_images: bool) -> list[tuple[str, nn.Module]]:
+        """The trained batch-norm layers, less a constant trunk's once its statistics are known (the same
+        weights and images give the same values; other images than the configured ones, the trunk's too)."""
         frozen = {id(module) for kept in self.frozen_modules for module in kept.modules()}
         layers = [(name, module) for name, module in self.template.named_modules()
                   if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats
                   and id(module) not in frozen]
-        if not layers:
-            return
+        if explicit_images and self.trunk_statistic_names:
+            self.trunk_statistics, self.validation_features = None, {}
+        if self.trunk_statistics:
+            layers = [(name, module) for name, module in layers if not name.startswith("features.")]
+        return layers
+
+    def _average_batch_statistics(self, layers: list[tuple[str, nn.Module]], positions: torch.Tensor) -> None:
+        """Train-mode forwards over the fit images at ``positions``, batch by batch, each layer's running
+        statistics the mean of the batches' (dropout off)."""
         for name, _ in layers:
             self.buffers[f"{name}.running_mean"].zero_()
             self.buffers[f"{name}.running_var"].fill_(1.0)
@@ -479,43 +520,58 @@ class SeedBatch:
             if isinstance(module, MaskedDropout):
                 module.eval()
         try:
-            batch_size, positions = self.settings.batch_size, self.batch_norm_index(images)
+            batch_size = self.settings.batch_size
             for number, start in enumerate(range(0, len(positions), batch_size), start=1):
                 for _, module in layers:
                     module.momentum = 1.0 / number  # running value = mean of the batches so far
                 index = positions[start:start + batch_size]
                 flat = (index[None, :] + self.offsets[:, None]).reshape(-1)
-                images = self.pool_images.index_select(0, flat)
+                batch = self.pool_images.index_select(0, flat)
                 with self._autocast():
-                    self._forward(images.view(len(self.runs), -1, *images.shape[1:]), None)
+                    self._forward(batch.view(len(self.runs), -1, *batch.shape[1:]), None)
         finally:
             for (_, module), momentum in zip(layers, momenta):
                 module.momentum = momentum
             self.set_training(True)
 
+    def _restore_trunk_statistics(self) -> None:
+        """Undo what training steps (batch statistics, momentum) did to a constant trunk's running statistics."""
+        for name, value in (self.trunk_statistics or {}).items():
+            self.buffers[name].copy_(value)
+
     @torch.no_grad()
     def run_logits(self, images_per_run: list[torch.Tensor], params: dict | None = None, buffers: dict | None = None,
-                   batch_size: int = 256, tta: str = "none") -> torch.Tensor:
-        """(S, N, classes) eval-mode outputs (log-probabilities with ``tta`` 'd4': the 8 D4 views averaged)."""
+                   batch_size: int = 256, tta: str = "none", trunk_features: list | None = None) -> torch.Tensor:
+        """(S, N, classes) eval-mode outputs (log-probabilities with ``tta`` 'd4': the 8 D4 views averaged).
+        ``trunk_features``: a list that keeps each chunk's trunk outputs (a constant trunk): filled on the first
+        call, read on later ones."""
         self.set_training(False)
         try:
             first = images_per_run[0]
             same = all(images is first for images in images_per_run)
             outputs = []
-            for start in range(0, len(first), batch_size):
+            for number, start in enumerate(range(0, len(first), batch_size)):
                 if same:
                     chunk = first[start:start + batch_size].unsqueeze(0).expand(len(self.runs), -1, -1, -1, -1)
                 else:
                     chunk = torch.stack([images[start:start + batch_size] for images in images_per_run])
                 with self._autocast():
+                    inputs = d4_views(chunk) if tta == "d4" else [chunk]
+                    if trunk_features is None:
+                        views = [self._forward(view, None, params, buffers) for view in inputs]
+                    else:
+                        if number == len(trunk_features):
+                            trunk_features.append([self._forward(view, None, params, buffers, part="features")
+                                                   for view in inputs])
+                        views = [self._forward(features, None, params, buffers, part="classifier")
+                                 for features in trunk_features[number]]
                     if tta == "d4":
-                        views = [self._forward(view, None, params, buffers) for view in d4_views(chunk)]
                         # run by run: over all runs in one tensor the CPU's vectorised exp and log round
                         # some elements otherwise than a lone run's (tails of the vector loops move)
                         out = torch.stack([average_log_probabilities([view[k] for view in views])
                                            for k in range(len(self.runs))])
                     else:
-                        out = self._forward(chunk, None, params, buffers).float()
+                        out = views[0].float()
                 outputs.append(out)
             return torch.cat(outputs, dim=1)
         finally:
@@ -529,7 +585,9 @@ class SeedBatch:
         images = [self.validation[run.data][0] for run in self.runs]
         labels = torch.stack([self.validation[run.data][1] for run in self.runs])
         params, buffers = self.best[best_of] if best_of else (None, None)
-        logits = self.run_logits(images, params, buffers, tta=tta)
+        constant = self.trunk_is_constant and self.trunk_statistics is not None and not best_of
+        logits = self.run_logits(images, params, buffers, tta=tta,
+                                 trunk_features=self.validation_features.setdefault(tta, []) if constant else None)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
         accuracy = (logits.argmax(-1) == labels).double().mean(1)
         return losses.cpu().numpy(), accuracy.cpu().numpy()
@@ -591,3 +649,5 @@ class SeedBatch:
         for stream, stream_state in zip(self.streams, state["streams"]):
             stream.load_state(stream_state)
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.trunk_statistic_names:  # recomputed afresh from the loaded weights
+            self.trunk_statistics, self.validation_features = None, {}

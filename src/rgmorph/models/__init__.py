@@ -6,11 +6,11 @@ Importing this package imports torch and the network modules only; the Gabor-fea
 
 from __future__ import annotations
 
-from rgmorph.models.registry import (available, build, count_parameters, estimator_module, flattened_size,
-                                     is_estimator, register, variants)
+from rgmorph.models.registry import (TrunkHead, available, build, count_parameters, estimator_module,
+                                     flattened_size, is_estimator, register, variants)
 
 # Importing the network modules fills the registry.
 from rgmorph.models import alexnet, dn_equivariant, lenet, resnet, tang2019, vgg  # noqa: E402,F401
 
-__all__ = ["available", "build", "count_parameters", "estimator_module", "flattened_size", "is_estimator",
+__all__ = ["TrunkHead", "available", "build", "count_parameters", "estimator_module", "flattened_size", "is_estimator",
            "register", "variants"]

@@ -10,10 +10,9 @@ of the original AlexNet, which also keeps inputs down to 64x64 valid.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from rgmorph.models.registry import flattened_size, register
+from rgmorph.models.registry import TrunkHead, flattened_size, register
 
 
 def _normalisation(norm: str, channels: int) -> nn.Module:
@@ -28,7 +27,7 @@ def _pool() -> nn.MaxPool2d:
     return nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
 
-class AlexNet(nn.Module):
+class AlexNet(TrunkHead):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, image_size: int = 150,
                  dropout: float = 0.5, norm: str = "batch"):
         super().__init__()
@@ -46,9 +45,6 @@ class AlexNet(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
 
 
 @register("alexnet")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from rgmorph.models.registry import flattened_size, register
+from rgmorph.models.registry import TrunkHead, flattened_size, register
 
 
 def lenet_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequential:
@@ -18,7 +17,7 @@ def lenet_head(in_features: int, num_classes: int, dropout: float) -> nn.Sequent
     )
 
 
-class LeNet(nn.Module):
+class LeNet(TrunkHead):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, image_size: int = 150, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
@@ -27,9 +26,6 @@ class LeNet(nn.Module):
         )
         flat = flattened_size(self.features, in_channels, image_size)
         self.classifier = lenet_head(flat, num_classes, dropout)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
 
 
 @register("lenet")

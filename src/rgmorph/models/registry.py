@@ -65,6 +65,14 @@ def build(name: str, in_channels: int = 1, num_classes: int = 2, image_size: int
     return constructor(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **options)
 
 
+class TrunkHead(torch.nn.Module):
+    """A network that is ``classifier(features(images))``: transfer learning freezes the ``features`` trunk,
+    and a frozen trunk's output for an unaugmented image does not change from epoch to epoch."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))
+
+
 def flattened_size(features: torch.nn.Module, in_channels: int, image_size: int) -> int:
     """Number of features ``features`` yields for one image, probed in eval mode so that the
     probe leaves batch norm's running statistics untouched."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rgmorph.models.registry import register
+from rgmorph.models.registry import TrunkHead, register
 
 _BLOCKS_PER_STAGE = (2, 2, 2, 2)  # ResNet-18
 
@@ -40,7 +40,7 @@ class BasicBlock(nn.Module):
         return self.activation(self.residual(features) + self.shortcut(features))
 
 
-class ResNet(nn.Module):
+class ResNet(TrunkHead):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, width: int = 32):
         super().__init__()
         layers: list[nn.Module] = [
@@ -58,9 +58,6 @@ class ResNet(nn.Module):
                 channels = stage_channels
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
 
 
 @register("resnet")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from rgmorph.models.registry import flattened_size, register
+from rgmorph.models.registry import TrunkHead, flattened_size, register
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, kernel_size), nn.ReLU(), nn.BatchNorm2d(out_channels)]
 
 
-class Tang2019CNN(nn.Module):
+class Tang2019CNN(TrunkHead):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, image_size: int = 150, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
@@ -30,9 +29,6 @@ class Tang2019CNN(nn.Module):
             nn.Linear(256, 256), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(256, num_classes),
         )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
 
 
 @register("tang2019")

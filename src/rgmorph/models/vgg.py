@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
-from rgmorph.models.registry import flattened_size, register
+from rgmorph.models.registry import TrunkHead, flattened_size, register
 
 
 def _stage(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:
@@ -26,7 +25,7 @@ def _stage(in_channels: int, out_channels: int, convs: int) -> list[nn.Module]:
     return layers + [nn.MaxPool2d(2)]
 
 
-class VGG(nn.Module):
+class VGG(TrunkHead):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, image_size: int = 150,
                  widths: Sequence[int] = (16, 32, 64, 128), convs_per_stage: int = 2,
                  hidden: int = 256, dropout: float = 0.5):
@@ -42,9 +41,6 @@ class VGG(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(images))
 
 
 @register("vgg")
