@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 _STREAMS = ("shuffle", "augment", "dropout")
 
 
+# Eval-mode passes go through in chunks of this many pixels: on a CPU 16 images of 150 x 150 keep a layer's
+# output in cache (Tang CNN: 1.6 times the images/s of one chunk of 92, the same outputs bit for bit)
+EVAL_CHUNK_PIXELS = 16 * 150 * 150
+
+
 def stream_seed(seed: int, purpose: str) -> int:
     """A 63-bit seed for one purpose of one run, independent of every other (seed, purpose)."""
     sequence = np.random.SeedSequence(entropy=int(seed), spawn_key=(_STREAMS.index(purpose),))
@@ -541,7 +546,7 @@ class SeedBatch:
 
     @torch.no_grad()
     def run_logits(self, images_per_run: list[torch.Tensor], params: dict | None = None, buffers: dict | None = None,
-                   batch_size: int = 256, tta: str = "none", trunk_features: list | None = None) -> torch.Tensor:
+                   batch_size: int | None = None, tta: str = "none", trunk_features: list | None = None) -> torch.Tensor:
         """(S, N, classes) eval-mode outputs (log-probabilities with ``tta`` 'd4': the 8 D4 views averaged).
         ``trunk_features``: a list that keeps each chunk's trunk outputs (a constant trunk): filled on the first
         call, read on later ones."""
@@ -549,6 +554,7 @@ class SeedBatch:
         try:
             first = images_per_run[0]
             same = all(images is first for images in images_per_run)
+            batch_size = batch_size or max(1, EVAL_CHUNK_PIXELS // (first.shape[-2] * first.shape[-1]))
             outputs = []
             for number, start in enumerate(range(0, len(first), batch_size)):
                 if same:
