@@ -13,6 +13,8 @@ rule train:
         train=scratch_settings,
         seeds=SEEDS,
     threads: config["train"]["threads"]
+    # a network that transfer runs fine-tune heads the longest chain of jobs: it starts first
+    priority: lambda wildcards: int(wildcards.model in config["transfer"]["models"])
     resources:
         gpu=0,
     log:
