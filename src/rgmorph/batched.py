@@ -552,21 +552,17 @@ class SeedBatch:
         call, read on later ones."""
         self.set_training(False)
         try:
-            first = images_per_run[0]
-            same = all(images is first for images in images_per_run)
-            batch_size = batch_size or max(1, EVAL_CHUNK_PIXELS // (first.shape[-2] * first.shape[-1]))
+            count, size = len(images_per_run[0]), images_per_run[0].shape[-2] * images_per_run[0].shape[-1]
+            batch_size = batch_size or max(1, EVAL_CHUNK_PIXELS // size)
             outputs = []
-            for number, start in enumerate(range(0, len(first), batch_size)):
-                if same:
-                    chunk = first[start:start + batch_size].unsqueeze(0).expand(len(self.runs), -1, -1, -1, -1)
-                else:
-                    chunk = torch.stack([images[start:start + batch_size] for images in images_per_run])
+            for number, start in enumerate(range(0, count, batch_size)):
                 with self._autocast():
-                    inputs = d4_views(chunk) if tta == "d4" else [chunk]
                     if trunk_features is None:
-                        views = [self._forward(view, None, params, buffers) for view in inputs]
+                        views = [self._forward(view, None, params, buffers)
+                                 for view in self._views(images_per_run, start, start + batch_size, tta)]
                     else:
                         if number == len(trunk_features):
+                            inputs = self._views(images_per_run, start, start + batch_size, tta)
                             trunk_features.append([self._forward(view, None, params, buffers, part="features")
                                                    for view in inputs])
                         views = [self._forward(features, None, params, buffers, part="classifier")
@@ -582,6 +578,15 @@ class SeedBatch:
             return torch.cat(outputs, dim=1)
         finally:
             self.set_training(True)
+
+    def _views(self, images_per_run: list[torch.Tensor], start: int, stop: int, tta: str) -> list[torch.Tensor]:
+        """Images [start:stop] of every run as (S, B, C, H, W), in the views of ``tta``."""
+        first = images_per_run[0]
+        if all(images is first for images in images_per_run):
+            chunk = first[start:stop].unsqueeze(0).expand(len(self.runs), -1, -1, -1, -1)
+        else:
+            chunk = torch.stack([images[start:stop] for images in images_per_run])
+        return d4_views(chunk) if tta == "d4" else [chunk]
 
     @torch.no_grad()
     def validate(self, tta: str = "none", best_of: str | None = None) -> tuple[np.ndarray, np.ndarray]:
