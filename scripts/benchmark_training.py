@@ -338,6 +338,9 @@ def main(argv=None) -> int:
     parser.add_argument("--placement", type=int, default=0, metavar="CORES",
                         help="also compare one job of CORES threads with CORES one-thread jobs")
     arguments = parser.parse_args(argv)
+    if arguments.transfer_from and not arguments.transfer_from.is_dir():
+        parser.error(f"--transfer-from {arguments.transfer_from}: no such folder (a models folder such as "
+                     "results/models/NVSS, with NAME/seedK/checkpoint.pt)")
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
     device = torch.device("cuda" if arguments.device == "auto" and torch.cuda.is_available() else
