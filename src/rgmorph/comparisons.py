@@ -27,7 +27,7 @@ from scipy import stats
 from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, group_columns, read_predictions
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Variant
-from rgmorph.metrics import _percentile_bootstrap, _ranking_metrics
+from rgmorph.metrics import CLASS_NAMES, _percentile_bootstrap, metric_names, resampled_scalar_metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,18 @@ def predicted_classes(scores: np.ndarray) -> np.ndarray:
     return scores.argmax(axis=1) if scores.ndim == 2 else (scores >= 0.5).astype(np.int64)
 
 
-def accuracy_auroc(true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """Accuracy and AUROC as ``metrics.scalar_metrics`` gives them, without its other metrics.
+def accuracy_auroc(true: np.ndarray, scores: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:
+    """Accuracy and AUROC as ``metrics.scalar_metrics`` gives them: (2,) for the sample, or (2, R) for the
+    resamples ``true[i], scores[i]`` of the rows i of ``index`` (R, N).
 
-    Only these two are resampled thousands of times per pair; AUROC is that of class 1 for two
-    classes, else the one-vs-rest macro mean (NaN where a class is absent from ``true``).
+    AUROC is that of class 1 for two classes, else the one-vs-rest macro mean (NaN where a class
+    is absent from ``true``).
     """
-    accuracy = float(np.mean(predicted_classes(scores) == true))
-    if scores.ndim == 1:
-        return accuracy, _ranking_metrics(true, scores, 1)[2]
-    return accuracy, float(np.mean([_ranking_metrics(true, scores, k)[2] for k in range(scores.shape[1])]))
+    class_names = CLASS_NAMES if scores.ndim == 1 else [str(k) for k in range(scores.shape[1])]
+    names = metric_names(class_names)
+    rows = np.arange(true.size)[None] if index is None else index
+    values = resampled_scalar_metrics(true, scores, rows, class_names)[[names.index("accuracy"), names.index("auroc")]]
+    return values[:, 0] if index is None else values
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[int, int, float]:
@@ -106,12 +108,11 @@ def compare_pair(a: dict, b: dict, n_resamples: int, seed: int) -> dict:
     true = a["true"]
     (accuracy_a, auroc_a), (accuracy_b, auroc_b) = accuracy_auroc(true, a["scores"]), accuracy_auroc(true, b["scores"])
 
-    def difference(index: np.ndarray) -> np.ndarray:  # one resample of sources, used by both models
-        return np.subtract(accuracy_auroc(true[index], a["scores"][index]),
-                           accuracy_auroc(true[index], b["scores"][index]))
+    def difference(index: np.ndarray, axis: int = -1) -> np.ndarray:  # each resample of sources serves both models
+        return accuracy_auroc(true, a["scores"], index) - accuracy_auroc(true, b["scores"], index)
 
     accuracy_ci, auroc_ci = _percentile_bootstrap(difference, np.arange(true.size), n_resamples, CONFIDENCE, seed,
-                                                  vectorized=False)
+                                                  vectorized=True)
     b_count, c_count, p = mcnemar(predicted_classes(a["scores"]) == true, predicted_classes(b["scores"]) == true)
     return {"n_sources": int(true.size), "seeds_a": a["seeds"], "seeds_b": b["seeds"],
             "accuracy_a": accuracy_a, "accuracy_b": accuracy_b, "accuracy_diff": accuracy_a - accuracy_b,

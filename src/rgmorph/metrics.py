@@ -259,6 +259,79 @@ def bootstrap_mean(values, n_resamples: int = 1000, confidence: float = 0.95, se
     return interval["low"], interval["high"]
 
 
+def _resample_counts(index: np.ndarray, n: int) -> np.ndarray:
+    """(R, n) float counts: how often each of ``n`` sources is drawn in each row of ``index`` (R, n)."""
+    rows = index.reshape(-1, index.shape[-1])
+    offsets = (np.arange(len(rows)) * n)[:, None]
+    return np.bincount((rows + offsets).ravel(), minlength=len(rows) * n).reshape(len(rows), n).astype(np.float64)
+
+
+def _resampled_ranking(positive: np.ndarray, ranking: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(3, R) TPR0, TPR10 and AUROC of ``_ranking_metrics`` on each resample given by ``counts`` (R, N).
+
+    The ROC is built on the distinct scores of the whole sample; a score absent from a resample
+    adds a point equal to the one before it, which changes no maximum and no area.
+    """
+    order = np.argsort(-ranking, kind="stable")
+    sorted_ranking = ranking[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ranking[1:] != sorted_ranking[:-1]])
+    weights = counts[:, order]
+    true_positives = np.cumsum(np.add.reduceat(weights * positive[order], starts, axis=1), axis=1)
+    false_positives = np.cumsum(np.add.reduceat(weights * ~positive[order], starts, axis=1), axis=1)
+    n_positive, n_negative = true_positives[:, -1], false_positives[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.pad(true_positives / n_positive[:, None], ((0, 0), (1, 0)))
+        fpr = np.pad(false_positives / n_negative[:, None], ((0, 0), (1, 0)))
+        rates = [np.take_along_axis(tpr, (false_positives <= allowed).sum(axis=1, keepdims=True), axis=1)[:, 0]
+                 for allowed in (TPR0_ALLOWED_FALSE_POSITIVES, TPR10_ALLOWED_FALSE_POSITIVES)]
+        area = np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2.0, axis=1)
+    result = np.array([*rates, area])  # no negatives: TPRs 1 and area 0/0 = NaN, as _ranking_metrics
+    result[:, n_positive == 0] = math.nan  # else a false positive ranked first would read as TPR0 = 0
+    return result
+
+
+def _resampled_ece(true: np.ndarray, scores: np.ndarray, counts: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """(R,) ``expected_calibration_error`` on each resample: sum over bins of |sum(correct - confidence)| / N."""
+    if scores.ndim == 1:
+        predicted = (scores >= 0.5).astype(np.int64)
+        confidence = np.where(predicted == 1, scores, 1.0 - scores)
+    else:
+        predicted, confidence = scores.argmax(axis=1), scores.max(axis=1)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    gap = (predicted == true) - confidence
+    per_bin = counts @ (np.eye(n_bins)[bins] * gap[:, None])
+    return np.abs(per_bin).sum(axis=1) / counts.sum(axis=1)
+
+
+def resampled_scalar_metrics(true, scores, index: np.ndarray, class_names: Sequence[str] = CLASS_NAMES,
+                             threshold: float = 0.5) -> np.ndarray:
+    """``scalar_metrics`` of every resample ``true[i], scores[i]`` for the rows i of ``index`` (R, N), at once.
+
+    Returns (len(metric_names), R) in ``metric_names`` order: the same numbers as calling
+    ``scalar_metrics`` on each resample (to rounding), without a Python call per resample.
+    """
+    true, scores = check_inputs(true, scores)
+    counts = _resample_counts(np.asarray(index), true.size)
+    predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    values = {"accuracy": counts @ (predicted == true) / counts.sum(axis=1)}
+    areas = []
+    for k, name in enumerate(class_names):
+        hits, chosen, actual = (counts @ mask for mask in ((predicted == k) & (true == k), predicted == k, true == k))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values[f"precision_{name}"] = np.where(chosen > 0, hits / chosen, 0.0)
+            values[f"recall_{name}"] = np.where(actual > 0, hits / actual, 0.0)
+            values[f"f1_{name}"] = np.where(chosen + actual > 0, 2 * hits / (chosen + actual), 0.0)
+        ranking = scores[:, k] if scores.ndim == 2 else (scores if k == 1 else 1.0 - scores)
+        tpr0, tpr10, area = _resampled_ranking(true == k, ranking, counts)
+        values[f"tpr0_{name}"], values[f"tpr10_{name}"], values[f"auroc_{name}"] = tpr0, tpr10, area
+        areas.append(area)
+    values["auroc"] = areas[1] if scores.ndim == 1 else np.mean(areas, axis=0)
+    values["macro_f1"] = np.mean([values[f"f1_{name}"] for name in class_names], axis=0)
+    values["ece"] = _resampled_ece(true, scores, counts)
+    return np.array([values[name] for name in metric_names(class_names)])
+
+
 def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequence[np.ndarray],
                         class_names: Sequence[str] = CLASS_NAMES, n_resamples: int = 1000,
                         confidence: float = 0.95, seed: int = 0) -> dict[str, dict]:
@@ -275,9 +348,10 @@ def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequen
     scores_by_run = [np.asarray(scores, dtype=np.float64) for scores in scores_by_run]
     names = metric_names(class_names)
 
-    def run_mean(index: np.ndarray) -> np.ndarray:
-        per_run = [scalar_metrics(true[index], scores[index], class_names) for scores in scores_by_run]
-        return np.array([np.mean([values[name] for values in per_run]) for name in names])
+    def run_mean(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        # scipy passes every resample at once: index is (R, N); the result is (metrics, R)
+        per_run = [resampled_scalar_metrics(true, scores, index, class_names) for scores in scores_by_run]
+        return np.mean(per_run, axis=0).reshape(len(names), *np.shape(index)[:-1])
 
-    intervals = _percentile_bootstrap(run_mean, np.arange(true.size), n_resamples, confidence, seed, vectorized=False)
+    intervals = _percentile_bootstrap(run_mean, np.arange(true.size), n_resamples, confidence, seed, vectorized=True)
     return dict(zip(names, intervals))
