@@ -217,6 +217,12 @@ def test_resamples_scored_at_once_match_scalar_metrics_on_each(class_names):
     assert 0 < np.isnan(auroc).sum() < len(index)  # resamples missing a class were exercised
 
 
+def test_bootstrap_intervals_do_not_depend_on_the_batch_size(monkeypatch):
+    whole = metrics.bootstrap_intervals([FROZEN_TRUE], [FROZEN_SCORES], n_resamples=50, seed=2)
+    monkeypatch.setattr(metrics, "RESAMPLED_VALUES_PER_BATCH", 7 * FROZEN_TRUE.size)  # 8 batches, the last short
+    assert metrics.bootstrap_intervals([FROZEN_TRUE], [FROZEN_SCORES], n_resamples=50, seed=2) == whole
+
+
 def test_bootstrap_skips_and_counts_single_class_resamples():
     # one FRII in 6: a resample misses it with probability (5/6)^6 ~ 0.33
     true, scores = np.array([1, 0, 0, 0, 0, 0]), np.array([0.9, 0.1, 0.2, 0.3, 0.4, 0.5])

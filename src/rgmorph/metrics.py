@@ -25,6 +25,9 @@ from sklearn import metrics as skm
 CLASS_NAMES = ("FRI", "FRII")
 TPR0_ALLOWED_FALSE_POSITIVES = 0
 TPR10_ALLOWED_FALSE_POSITIVES = 9
+# A vectorised bootstrap scores this many drawn sources at a time (tens of MB), whatever the test set's size;
+# the draws are the same in any batch size.
+RESAMPLED_VALUES_PER_BATCH = 2**21
 
 
 def check_inputs(true, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +99,18 @@ def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[floa
     return tpr0, tpr10, float(skm.auc(fpr, tpr))
 
 
+def _confidence_bins(probabilities: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted class, its confidence, calibration bin) of each source, as ``expected_calibration_error`` bins them."""
+    if probabilities.ndim == 1:
+        predicted = (probabilities >= 0.5).astype(np.int64)
+        confidence = np.where(predicted == 1, probabilities, 1.0 - probabilities)
+    else:
+        predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # side="left" puts a confidence equal to an edge in the bin that edge closes.
+    return predicted, confidence, np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+
+
 def expected_calibration_error(true, probabilities, n_bins: int = 10) -> float:
     """Expected calibration error of the top-class confidence (Guo et al. 2017).
 
@@ -106,14 +121,7 @@ def expected_calibration_error(true, probabilities, n_bins: int = 10) -> float:
     true, probabilities = check_inputs(true, probabilities)
     if n_bins < 1 or probabilities.min() < 0 or probabilities.max() > 1:
         raise ValueError(f"probabilities must lie in [0, 1] and n_bins be >= 1, got n_bins={n_bins}")
-    if probabilities.ndim == 1:
-        predicted = (probabilities >= 0.5).astype(np.int64)
-        confidence = np.where(predicted == 1, probabilities, 1.0 - probabilities)
-    else:
-        predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # side="left" puts a confidence equal to an edge in the bin that edge closes.
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    predicted, confidence, bins = _confidence_bins(probabilities, n_bins)
     correct = (predicted == true).astype(np.float64)
     total = sum((bins == b).sum() * abs(correct[bins == b].mean() - confidence[bins == b].mean())
                 for b in np.unique(bins))
@@ -238,6 +246,7 @@ def _percentile_bootstrap(statistic, data: np.ndarray, n_resamples: int, confide
     with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True):
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # scipy's own interval with NaN draws
         draws = stats.bootstrap((data,), statistic, n_resamples=n_resamples, vectorized=vectorized,
+                                batch=max(1, RESAMPLED_VALUES_PER_BATCH // data.size),
                                 confidence_level=confidence, method="percentile",
                                 rng=np.random.default_rng(seed)).bootstrap_distribution
     draws = np.atleast_2d(draws)
@@ -292,13 +301,7 @@ def _resampled_ranking(positive: np.ndarray, ranking: np.ndarray, counts: np.nda
 
 def _resampled_ece(true: np.ndarray, scores: np.ndarray, counts: np.ndarray, n_bins: int = 10) -> np.ndarray:
     """(R,) ``expected_calibration_error`` on each resample: sum over bins of |sum(correct - confidence)| / N."""
-    if scores.ndim == 1:
-        predicted = (scores >= 0.5).astype(np.int64)
-        confidence = np.where(predicted == 1, scores, 1.0 - scores)
-    else:
-        predicted, confidence = scores.argmax(axis=1), scores.max(axis=1)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    predicted, confidence, bins = _confidence_bins(scores, n_bins)
     gap = (predicted == true) - confidence
     per_bin = counts @ (np.eye(n_bins)[bins] * gap[:, None])
     return np.abs(per_bin).sum(axis=1) / counts.sum(axis=1)
