@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))  # selection_check's old protocol, for the phase split
 
 from rgmorph import models  # noqa: E402
-from rgmorph.batched import SeedBatch, SeedRun  # noqa: E402
+from rgmorph.batched import SeedBatch, SeedRun, keep_freed_memory_for_reuse  # noqa: E402
 from rgmorph.train_settings import TrainSettings  # noqa: E402
 from rgmorph.dataset import load_dataset  # noqa: E402
 from rgmorph.train import make_deterministic, validation_split  # noqa: E402
@@ -352,7 +352,10 @@ def main(argv=None) -> int:
         parser.error("--deterministic takes 1 and/or 0, --precision fp32 and/or bf16")
     make_deterministic(0, determinism[0])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; torch {torch.__version__}", flush=True)
+    # rgmorph's CPU jobs set this (SeedBatch); set first, so that the published loop runs under it too
+    reuse = device.type == "cpu" and keep_freed_memory_for_reuse()
+    print(f"device: {name}; torch {torch.__version__}{'; malloc keeps freed memory for reuse' if reuse else ''}",
+          flush=True)
     if device.type != "cuda" and "bf16" in precisions:
         print("bf16 autocast is CUDA only: timing fp32 alone on this device", flush=True)
         precisions = ["fp32"]
