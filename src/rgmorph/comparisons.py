@@ -111,8 +111,7 @@ def compare_pair(a: dict, b: dict, n_resamples: int, seed: int) -> dict:
     def difference(index: np.ndarray, axis: int = -1) -> np.ndarray:  # each resample of sources serves both models
         return accuracy_auroc(true, a["scores"], index) - accuracy_auroc(true, b["scores"], index)
 
-    accuracy_ci, auroc_ci = _percentile_bootstrap(difference, np.arange(true.size), n_resamples, CONFIDENCE, seed,
-                                                  vectorized=True)
+    accuracy_ci, auroc_ci = _percentile_bootstrap(difference, np.arange(true.size), n_resamples, CONFIDENCE, seed)
     b_count, c_count, p = mcnemar(predicted_classes(a["scores"]) == true, predicted_classes(b["scores"]) == true)
     return {"n_sources": int(true.size), "seeds_a": a["seeds"], "seeds_b": b["seeds"],
             "accuracy_a": accuracy_a, "accuracy_b": accuracy_b, "accuracy_diff": accuracy_a - accuracy_b,

@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-import sklearn
 from scipy import stats
 from sklearn import metrics as skm
 
@@ -237,15 +236,15 @@ def classification_report(true, probabilities, class_names: Sequence[str] = CLAS
 # ------------------------------------------------------------------ bootstrap
 
 
-def _percentile_bootstrap(statistic, data: np.ndarray, n_resamples: int, confidence: float, seed: int,
-                          vectorized: bool) -> list[dict]:
+def _percentile_bootstrap(statistic, data: np.ndarray, n_resamples: int, confidence: float, seed: int) -> list[dict]:
     """Percentile interval of each output of ``statistic`` over resamples of ``data`` (scipy.stats.bootstrap).
 
+    ``statistic(resamples, axis=-1)`` gets a batch of resamples, (batch, N), and returns (outputs, batch).
     NaN draws (statistic undefined on that resample) are left out and counted as ``n_skipped``.
     """
-    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # scipy's own interval with NaN draws
-        draws = stats.bootstrap((data,), statistic, n_resamples=n_resamples, vectorized=vectorized,
+        draws = stats.bootstrap((data,), statistic, n_resamples=n_resamples, vectorized=True,
                                 batch=max(1, RESAMPLED_VALUES_PER_BATCH // data.size),
                                 confidence_level=confidence, method="percentile",
                                 rng=np.random.default_rng(seed)).bootstrap_distribution
@@ -264,7 +263,7 @@ def bootstrap_mean(values, n_resamples: int = 1000, confidence: float = 0.95, se
     values = np.asarray(values, dtype=np.float64)
     if values.size == 1:  # scipy needs two observations; one value resamples to itself
         return float(values[0]), float(values[0])
-    interval = _percentile_bootstrap(np.mean, values, n_resamples, confidence, seed, vectorized=True)[0]
+    interval = _percentile_bootstrap(np.mean, values, n_resamples, confidence, seed)[0]
     return interval["low"], interval["high"]
 
 
@@ -356,5 +355,5 @@ def bootstrap_intervals(true_by_run: Sequence[np.ndarray], scores_by_run: Sequen
         per_run = [resampled_scalar_metrics(true, scores, index, class_names) for scores in scores_by_run]
         return np.mean(per_run, axis=0).reshape(len(names), *np.shape(index)[:-1])
 
-    intervals = _percentile_bootstrap(run_mean, np.arange(true.size), n_resamples, confidence, seed, vectorized=True)
+    intervals = _percentile_bootstrap(run_mean, np.arange(true.size), n_resamples, confidence, seed)
     return dict(zip(names, intervals))
