@@ -27,7 +27,8 @@ from scipy import stats
 from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, group_columns, read_predictions
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Variant
-from rgmorph.metrics import CLASS_NAMES, _percentile_bootstrap, metric_names, resampled_scalar_metrics
+from rgmorph.metrics import (CLASS_NAMES, _percentile_bootstrap, metric_names, predicted_classes,
+                             resampled_scalar_metrics)
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ COLUMNS = ["survey", "variant_a", "variant_b", "n_sources", "seeds_a", "seeds_b"
            "accuracy_a", "accuracy_b", "accuracy_diff", "accuracy_diff_ci_low", "accuracy_diff_ci_high",
            "auroc_a", "auroc_b", "auroc_diff", "auroc_diff_ci_low", "auroc_diff_ci_high",
            "mcnemar_b", "mcnemar_c", "mcnemar_p", "mcnemar_p_holm", "significant"]
-
-
-def predicted_classes(scores: np.ndarray) -> np.ndarray:
-    """The decision of ``metrics.scalar_metrics``: class 1 at p >= 0.5 (two classes), else the argmax."""
-    return scores.argmax(axis=1) if scores.ndim == 2 else (scores >= 0.5).astype(np.int64)
 
 
 def accuracy_auroc(true: np.ndarray, scores: np.ndarray, index: np.ndarray | None = None) -> np.ndarray:

@@ -79,6 +79,16 @@ def class_names_from_columns(columns, suffix: str = "") -> list[str]:
     return names
 
 
+def predicted_classes(scores: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The decision: class 1 where the class-1 probability is >= ``threshold`` (two classes), else the argmax."""
+    return scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+
+
+def _class_ranking(scores: np.ndarray, k: int) -> np.ndarray:
+    """What ranks sources as class k: column k, or for two classes the class-1 probability (class 0: 1 - it)."""
+    return scores[:, k] if scores.ndim == 2 else (scores if k == 1 else 1.0 - scores)
+
+
 def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[float, float, float]:
     """(TPR0, TPR10, AUROC) of class k against the rest; NaN where undefined.
 
@@ -90,7 +100,7 @@ def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[floa
         return math.nan, math.nan, math.nan
     if positive.all():
         return 1.0, 1.0, math.nan
-    ranking = scores[:, k] if scores.ndim == 2 else (scores if k == 1 else 1.0 - scores)
+    ranking = _class_ranking(scores, k)
     fpr, tpr, _ = skm.roc_curve(positive, ranking, drop_intermediate=False)
     false_positives = np.rint(fpr * np.count_nonzero(~positive))
     tpr0, tpr10 = (float(tpr[false_positives <= allowed].max())
@@ -100,11 +110,9 @@ def _ranking_metrics(true: np.ndarray, scores: np.ndarray, k: int) -> tuple[floa
 
 def _confidence_bins(probabilities: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predicted class, its confidence, calibration bin) of each source, as ``expected_calibration_error`` bins them."""
-    if probabilities.ndim == 1:
-        predicted = (probabilities >= 0.5).astype(np.int64)
-        confidence = np.where(predicted == 1, probabilities, 1.0 - probabilities)
-    else:
-        predicted, confidence = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    predicted = predicted_classes(probabilities)
+    confidence = probabilities.max(axis=1) if probabilities.ndim == 2 else \
+        np.where(predicted == 1, probabilities, 1.0 - probabilities)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # side="left" puts a confidence equal to an edge in the bin that edge closes.
     return predicted, confidence, np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
@@ -137,7 +145,7 @@ def scalar_metrics(true, scores, class_names: Sequence[str] = CLASS_NAMES, thres
     true, scores = check_inputs(true, scores)
     if len(class_names) != (scores.shape[1] if scores.ndim == 2 else 2):
         raise ValueError(f"{len(class_names)} class names for scores of shape {scores.shape}")
-    predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    predicted = predicted_classes(scores, threshold)
     per_class = skm.precision_recall_fscore_support(true, predicted, labels=list(range(len(class_names))),
                                                     zero_division=0)
     values = {"accuracy": float(skm.accuracy_score(true, predicted))}
@@ -315,7 +323,7 @@ def resampled_scalar_metrics(true, scores, index: np.ndarray, class_names: Seque
     """
     true, scores = check_inputs(true, scores)
     counts = _resample_counts(np.asarray(index), true.size)
-    predicted = scores.argmax(axis=1) if scores.ndim == 2 else (scores >= threshold).astype(np.int64)
+    predicted = predicted_classes(scores, threshold)
     values = {"accuracy": counts @ (predicted == true) / counts.sum(axis=1)}
     areas = []
     for k, name in enumerate(class_names):
@@ -324,7 +332,7 @@ def resampled_scalar_metrics(true, scores, index: np.ndarray, class_names: Seque
             values[f"precision_{name}"] = np.where(chosen > 0, hits / chosen, 0.0)
             values[f"recall_{name}"] = np.where(actual > 0, hits / actual, 0.0)
             values[f"f1_{name}"] = np.where(chosen + actual > 0, 2 * hits / (chosen + actual), 0.0)
-        ranking = scores[:, k] if scores.ndim == 2 else (scores if k == 1 else 1.0 - scores)
+        ranking = _class_ranking(scores, k)
         tpr0, tpr10, area = _resampled_ranking(true == k, ranking, counts)
         values[f"tpr0_{name}"], values[f"tpr10_{name}"], values[f"auroc_{name}"] = tpr0, tpr10, area
         areas.append(area)
