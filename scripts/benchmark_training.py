@@ -10,11 +10,15 @@ Not a test: a measurement, all on one device in one run, so the numbers compare.
   the loss read back every step as the published training scripts do.
 
 Images per second are aggregate training images (all stacked models together) over ``--seconds`` of
-steady training after a warm-up; ``ratio`` is against the published loop for the same model.
+steady training after a warm-up; ``ratio`` is against the published loop for the same model, or with
+``--no-published`` against the first ``--precision`` (the issue-25 comparison: today's fp32 path against the
+fast one, ``--precision fp32,auto``; the precision column says what ran: auto is bf16 where the CPU has it).
 
     python scripts/benchmark_training.py --datasets /tmp/cut --models tang2019,lenet --seconds 20
     python scripts/benchmark_training.py --datasets DIR --check-graphs        # CUDA graph vs eager, GPU vs CPU
     python scripts/benchmark_training.py --datasets DIR --models tang2019 --deterministic 1,0 --precision fp32,bf16
+    python scripts/benchmark_training.py --datasets results/datasets --group-sizes 5 --threads 1 --no-published \
+        --precision fp32,auto --fit-count 64 --seconds 10     # today's path against the fast one, six networks
 
 Comma lists of ``--deterministic`` and ``--precision`` sweep those settings (on a GPU: whether cuDNN
 may pick non-deterministic, autotuned kernels, and bf16 autocast); the published loop is timed once per
@@ -41,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "scripts"))  # selection_check's old protocol, for the phase split
 
-from rgmorph import models  # noqa: E402
+from rgmorph import fast_cpu, models  # noqa: E402
 from rgmorph.batched import SeedBatch, SeedRun, keep_freed_memory_for_reuse  # noqa: E402
 from rgmorph.train_settings import TrainSettings  # noqa: E402
 from rgmorph.dataset import load_dataset  # noqa: E402
@@ -152,7 +156,7 @@ def batched_loop(model_name: str, data, device: torch.device, seconds: float, gr
         count += group * trainer.fit_count
     elapsed = time.perf_counter() - started
     return {"images_per_s": count / elapsed, "seconds": elapsed, "models": group, "cuda_graphs": trainer.use_graphs,
-            "strategy": trainer.strategy}
+            "strategy": trainer.strategy, "precision": trainer.precision}
 
 
 # ----------------------------------------------------------------------------- checks
@@ -323,7 +327,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--deterministic", default="1",
                         help="1: deterministic kernels (as the paper config), 0: cuDNN autotuned; a list sweeps, e.g. 1,0")
-    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast on CUDA); a list sweeps, e.g. fp32,bf16")
+    parser.add_argument("--precision", default="fp32", help="fp32, bf16 or auto (bf16 where native); a list sweeps, e.g. fp32,auto")
     parser.add_argument("--no-published", action="store_true", help="skip the published loop")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager steps in rgmorph's loop")
     parser.add_argument("--out", type=Path, default=None, help="append rows to this CSV")
@@ -348,17 +352,16 @@ def main(argv=None) -> int:
     determinism = [item == "1" for item in arguments.deterministic.split(",") if item]
     precisions = [item for item in arguments.precision.split(",") if item]
     if (not determinism or not precisions or set(arguments.deterministic.split(",")) - {"0", "1"}
-            or set(precisions) - {"fp32", "bf16"}):
-        parser.error("--deterministic takes 1 and/or 0, --precision fp32 and/or bf16")
+            or set(precisions) - set(fast_cpu.PRECISIONS)):
+        parser.error(f"--deterministic takes 1 and/or 0, --precision some of {list(fast_cpu.PRECISIONS)}")
     make_deterministic(0, determinism[0])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     # rgmorph's CPU jobs set this (SeedBatch); set first, so that the published loop runs under it too
     reuse = device.type == "cpu" and keep_freed_memory_for_reuse()
     print(f"device: {name}; torch {torch.__version__}{'; malloc keeps freed memory for reuse' if reuse else ''}",
           flush=True)
-    if device.type != "cuda" and "bf16" in precisions:
-        print("bf16 autocast is CUDA only: timing fp32 alone on this device", flush=True)
-        precisions = ["fp32"]
+    if device.type == "cpu":
+        print(f"CPU bf16: {'native' if fast_cpu.cpu_has_bf16() else 'none (auto runs fp32)'}", flush=True)
 
     data = fit_data(arguments.datasets, arguments.survey, arguments.fit_count)
     selected = [item for item in arguments.models.split(",") if item]
@@ -400,6 +403,7 @@ def main(argv=None) -> int:
                     print(f"{model_name:<15} published loop failed: {error!r}", flush=True)
             for group in [int(size) for size in arguments.group_sizes.split(",")]:
                 for strategy in (arguments.strategies.split(",") if group > 1 else ["auto"]):
+                    first = None  # without the published loop, ratios are to the first --precision (today's fp32)
                     for precision in precisions:
                         try:
                             result = batched_loop(model_name, data, device, arguments.seconds, group,
@@ -409,11 +413,12 @@ def main(argv=None) -> int:
                             print(f"{model_name:<15} batched x{group} ({strategy}, {precision}) failed: {error!r}",
                                   flush=True)
                             continue
-                        ratio = result["images_per_s"] / reference["images_per_s"] if reference else float("nan")
+                        first = first or result
+                        ratio = result["images_per_s"] / (reference or first)["images_per_s"]
                         record({"model": model_name, "loop": "batched", **result, "ratio": ratio,
-                                "precision": precision, "deterministic": int(deterministic)})
+                                "deterministic": int(deterministic)})
                         print(f"{model_name:<15} {'batched (' + result['strategy'] + ')':<18} {group:>6} "
-                              f"{precision:>9} {int(deterministic):>7} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
+                              f"{result['precision']:>9} {int(deterministic):>7} {result['images_per_s']:>10.1f} {ratio:>7.2f}  "
                               f"{result['cuda_graphs']}", flush=True)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -28,7 +28,8 @@ def dataset(tmp_path_factory):
 
 
 def _tiny_settings(**values):
-    return TrainSettings(learning_rate=1e-3, lr_schedule="constant", **values)
+    # fp32: these tests hold the batched machinery to the registry model's fp32 arithmetic (test_fast_cpu: bf16)
+    return TrainSettings(learning_rate=1e-3, lr_schedule="constant", **{"precision": "fp32", **values})
 
 
 def _tiny_data(count=12, size=48, seed=0):

@@ -36,7 +36,6 @@ import functools
 import logging
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +44,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from rgmorph import models
-from rgmorph.augment import affine_matrices
+from rgmorph import fast_cpu, models
+from rgmorph.augment import affine_matrices, broadcast_affine_grid
 from rgmorph.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -112,11 +111,15 @@ class RunStreams:
             generator.set_state(state[purpose])
 
 
-def augment_batch(images: torch.Tensor, draws: torch.Tensor, rotate: bool, hflip: bool, vflip: bool) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, draws: torch.Tensor, rotate: bool, hflip: bool, vflip: bool,
+                  broadcast_grid: bool = False) -> torch.Tensor:
+    """Rotate and flip each image by its draws; ``broadcast_grid``: the sampling grid by broadcasting (the fast
+    path's; equal to affine_grid's within rounding, not bit for bit)."""
     if not (rotate or hflip or vflip):
         return images
     matrices = affine_matrices(draws, rotate, hflip, vflip).to(images.dtype)
-    grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+    grid = (broadcast_affine_grid(matrices, list(images.shape)) if broadcast_grid
+            else F.affine_grid(matrices, list(images.shape), align_corners=False))
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -228,6 +231,7 @@ class SeedBatch:
     def __init__(self, model_name: str, runs: Sequence[SeedRun], datasets: Sequence[tuple], settings: TrainSettings,
                  device: torch.device | str = "cpu", num_classes: int = 2, freeze: Freeze | None = None):
         self.model_name, self.settings, self.device = model_name, settings, torch.device(device)
+        self.precision = fast_cpu.resolve_precision(settings.precision, self.device)  # what runs: fp32 or bf16
         if self.device.type == "cpu":
             keep_freed_memory_for_reuse()
         self.freeze = freeze or Freeze()
@@ -237,6 +241,8 @@ class SeedBatch:
             raise ValueError(f"the runs of one seed batch need fit sets of one size, not {sorted(fit_counts)}")
         self.fit_count = fit_counts.pop()
         in_channels, image_size = datasets[0][0].shape[1], datasets[0][0].shape[-1]
+        self.strategy = settings.strategy if settings.strategy != "auto" else (
+            "vmap" if self.device.type == "cuda" and len(self.runs) > 1 else "loop")
         built = self._build_models(in_channels, image_size, num_classes)
         self._stack_weights(built)
         self._make_template(built[0], in_channels, image_size)
@@ -250,8 +256,6 @@ class SeedBatch:
         self.steps_done = 0
         self.graphs: dict[int, tuple] = {}
         self.use_graphs = bool(settings.cuda_graphs and self.device.type == "cuda")
-        self.strategy = settings.strategy if settings.strategy != "auto" else (
-            "vmap" if self.device.type == "cuda" and len(self.runs) > 1 else "loop")
         self._side_stream = torch.cuda.Stream(self.device) if self.use_graphs else None
         self.epochs_here = 0  # in this process (epochs in all: self.scheduler.last_epoch)
         # per test-time augmentation ('none', 'd4'), the best state of each run, on the device
@@ -301,8 +305,13 @@ class SeedBatch:
         self.trainable_count = sum(p.numel() for name, p in first.named_parameters() if name in self.trainable_names)
         self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in built]).to(self.device)
                        for name in self.param_names}
-        for name in self.trainable_names:
-            self.params[name].requires_grad_(True)
+        # 'loop': each run's trainable weights are leaves of their own (views into the stacks), so each gradient
+        # accumulates in place instead of every step stacking the runs' gradients (AlexNet: 335 MB a step)
+        self.run_params = [{name: self.params[name][index] for name in self.trainable_names}
+                           for index in range(len(self.runs))] if self.strategy == "loop" else []
+        for leaf in [self.params[name] for name in self.trainable_names] if not self.run_params else \
+                [value for run in self.run_params for value in run.values()]:
+            leaf.requires_grad_(True)
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name] for m in built]).to(self.device)
                         for name in self.buffer_names}
         # constants (non-persistent buffers such as filter-rotation matrices): one copy, not vmapped
@@ -312,6 +321,8 @@ class SeedBatch:
         """A weightless copy of the architecture (on the meta device) that functional_call fills."""
         template = copy.deepcopy(first)
         _replace_dropout(template)
+        if self.precision == "bf16" and self.device.type == "cpu" and self.strategy == "loop":
+            fast_cpu.use_fast_layers(template)  # vmap cannot query channels-last layouts
         self.dropout_sites = _dropout_sites(template, in_channels, image_size)
         self.template = template.to("meta")
         self.frozen_modules = ([self.template.get_submodule(prefix) for prefix in self.freeze.prefixes]
@@ -349,7 +360,8 @@ class SeedBatch:
 
     def _make_optimiser(self) -> None:
         settings = self.settings
-        fused = self.device.type == "cuda"
+        # the fused CPU kernel is ~6x foreach's on AlexNet's 10^7-weight classifier; fp32 keeps foreach's arithmetic
+        fused = self.device.type == "cuda" or self.precision == "bf16"
         optimiser_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[settings.optimizer]
         self.optimiser = optimiser_class(self._trainable(), lr=settings.learning_rate,
                                          weight_decay=settings.weight_decay,
@@ -365,14 +377,13 @@ class SeedBatch:
     # ------------------------------------------------------------------ forward
 
     def _autocast(self):
-        if self.settings.precision == "bf16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
-        return nullcontext()
+        return fast_cpu.autocast(self.precision, self.device)
 
     def _forward(self, images: torch.Tensor, masks: dict | None, params: dict | None = None,
                  buffers: dict | None = None, part: str = "") -> torch.Tensor:
         """(S, B, C, H, W) -> (S, B, classes) logits: run s's weights on run s's images (through the submodule
         ``part`` alone if given: 'features' or 'classifier' of a TrunkHead)."""
+        leaves = self._run_leaves(params is None, part)
         params = self.params if params is None else params
         buffers = self.buffers if buffers is None else buffers
         shared, template = self.shared, self.template
@@ -382,18 +393,30 @@ class SeedBatch:
                                                if name.startswith(part + ".")}
                                               for values in (params, buffers, masks or {}, shared))
         if self.strategy == "loop":
-            # unbind: views whose in-place updates (batch-norm statistics) reach the stacked tensors, and
-            # whose backward is one stack of the runs' gradients
-            runs = [{name: value.unbind(0) for name, value in part.items()} for part in (params, buffers, masks or {})]
-            return torch.stack([
-                functional_call(template, tuple({name: values[index] for name, values in part.items()}
-                                                for part in runs) + (shared,), (images[index],))
-                for index in range(images.shape[0])])
+            # unbind: views whose in-place updates (batch-norm statistics) reach the stacked tensors
+            params, buffers, masks = ({name: value.unbind(0) for name, value in values.items()}
+                                      for values in (params, buffers, masks or {}))
+            outputs = []
+            for index in range(images.shape[0]):
+                run_params = {**{name: values[index] for name, values in params.items()}, **leaves[index]}
+                run_buffers, run_masks = ({name: values[index] for name, values in part_values.items()}
+                                          for part_values in (buffers, masks))
+                outputs.append(functional_call(template, (run_params, run_buffers, run_masks, shared),
+                                               (images[index],)))
+            return torch.stack(outputs)
 
         def one(run_params, run_buffers, run_masks, run_images):
             return functional_call(template, (run_params, run_buffers, run_masks, shared), (run_images,))
 
         return vmap(one, randomness="error")(params, buffers, masks or {}, images)
+
+    def _run_leaves(self, current: bool, part: str) -> list[dict]:
+        """Per run, its trainable leaves (named within submodule ``part``) where the current weights run."""
+        if not current or not self.run_params:
+            return [{} for _ in self.runs]
+        prefix = part + "." if part else ""
+        return [{name[len(prefix):]: value for name, value in run.items() if name.startswith(prefix)}
+                for run in self.run_params]
 
     def set_training(self, training: bool) -> None:
         self.template.train(training)
@@ -410,7 +433,7 @@ class SeedBatch:
         labels = self.pool_labels.index_select(0, flat).view(size, batch)
         augment = self.settings.augment
         images = augment_batch(images, draws.reshape(-1, 3), augment.get("rotate", True), augment.get("hflip", True),
-                               augment.get("vflip", True))
+                               augment.get("vflip", True), broadcast_grid=self.precision == "bf16")
         with self._autocast():
             logits = self._forward(images.view(size, batch, *images.shape[1:]), masks)
         losses = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="none",
@@ -426,6 +449,8 @@ class SeedBatch:
             self.correct += (logits.argmax(-1) == labels).sum(1)
 
     def _trainable(self) -> list[torch.Tensor]:
+        if self.run_params:
+            return [value for run in self.run_params for value in run.values()]
         return [self.params[name] for name in self.trainable_names]
 
     def _run_step(self, index: torch.Tensor, draws: torch.Tensor, masks: dict, allow_capture: bool) -> None:
@@ -467,7 +492,7 @@ class SeedBatch:
     def _capture(self, index: torch.Tensor, draws: torch.Tensor, masks: dict) -> None:
         static_index, static_draws = index.clone(), draws.clone()
         static_masks = {name: mask.clone() for name, mask in masks.items()}
-        self.optimiser.zero_grad(set_to_none=True)
+        self.optimiser.zero_grad(set_to_none=False)
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):  # no other thread may use CUDA meanwhile (no data loader here)

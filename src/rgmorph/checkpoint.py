@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import rgmorph
-from rgmorph import models
+from rgmorph import fast_cpu, models
 from rgmorph.files import checked_read, write_bytes_atomic, write_json_atomic
 
 RUN_INFO_SUFFIX = ".run.json"
@@ -51,7 +51,7 @@ def run_environment(device: torch.device) -> dict:
 def build_checkpoint(*, model_name: str, settings: dict, data: dict, seed: int, seeds: list[int], best: dict,
                      parameters: int, trainable_parameters: int, origin: dict, state_dict: dict | None = None,
                      estimator_state: dict | None = None, test_time_augmentation: str = "none",
-                     **extra) -> dict:
+                     precision: str = "fp32", **extra) -> dict:
     """The checkpoint of one seed. ``data``: what the training data was (``dataset``, ``dataset_sha256``,
     ``survey``, ``class_names``, ``image_size``, ``pixel_scale_arcsec``, ``validation_names``); ``best``: the
     kept state's ``epoch``, ``val_loss`` and ``val_accuracy``; ``origin``: ``kind`` ('scratch' or 'transfer'),
@@ -74,6 +74,7 @@ def build_checkpoint(*, model_name: str, settings: dict, data: dict, seed: int, 
         "validation_names": list(data["validation_names"]),
         "settings": settings,
         "test_time_augmentation": test_time_augmentation,
+        "precision": precision,  # what the training steps and validation selection ran in: 'fp32' or 'bf16'
         "dataset": str(data["dataset"]),
         "dataset_sha256": data["dataset_sha256"],
         "pixel_scale_arcsec": data["pixel_scale_arcsec"],
@@ -142,6 +143,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     model = models.build(name, in_channels=1, num_classes=len(checkpoint["class_names"]),
                          image_size=checkpoint["image_size"], **checkpoint["model_options"])
     model.load_state_dict(checkpoint["state_dict"])
+    if fast_cpu.inference_precision(checkpoint.get("precision", "fp32"), device) == "bf16":
+        model = fast_cpu.Bf16Inference(model)
     if checkpoint.get("test_time_augmentation", "none") == "d4":
         from rgmorph.batched import D4Average
 

@@ -51,7 +51,7 @@ __all__ = ["TrainSettings", "TransferSpec", "TrainingData", "NetworkTraining", "
 
 log = logging.getLogger(__name__)
 
-RESUME_FORMAT = 3
+RESUME_FORMAT = 4
 # Settings that do not change what is computed (only where, how fast, or how often state is saved):
 # a run resumes across changes of these. The thread count is not among them: on the CPU it can change
 # the order of floating-point sums.
@@ -250,13 +250,14 @@ class NetworkTraining:
                  f" from {transfer.source}, frozen {list(transfer.frozen) or 'none'} (batch norm: {transfer.batch_norm})"
                  if transfer else "", self.seeds, trainer.parameter_count, trainer.trainable_count,
                  len(self.data.fit_index), len(self.data.validation_index), self.device,
-                 "on" if trainer.use_graphs else "off", self.settings.precision)
+                 "on" if trainer.use_graphs else "off", f"precision {trainer.precision} ({self.settings.precision})")
 
     def fingerprint(self) -> str:
         """What the resumable state depends on: the same fingerprint means the same rest of the run."""
         transfer = self.transfer
         return _fingerprint(
             format=RESUME_FORMAT, model=self.model_name, seeds=self.seeds, dataset_sha256=self.data.sha256,
+            precision=self.trainer.precision,
             settings={key: value for key, value in asdict(self.settings).items() if key not in _NOT_IN_FINGERPRINT},
             pretrained=[item["sha256"] for item in self.pretrained], frozen=tuple(transfer.frozen) if transfer else (),
             reinitialise=list(transfer.reinitialise) if transfer else [],
@@ -377,7 +378,8 @@ class NetworkTraining:
             seeds=self.seeds, best=self.best[chosen][k], parameters=self.trainer.parameter_count,
             trainable_parameters=self.trainer.trainable_count, origin=origin,
             state_dict=self.trainer.best_state(k, tta=self.view), test_time_augmentation=chosen,
-            test_time_augmentation_scores={tta: self.best[tta][k] for tta in self.final_ttas})
+            test_time_augmentation_scores={tta: self.best[tta][k] for tta in self.final_ttas},
+            precision=self.trainer.precision)
 
     def select_and_save(self, checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path]) -> list[dict]:
         """Write each seed's checkpoint (its best state), sidecar and history; remove the resumable state."""
