@@ -1,6 +1,8 @@
 """Throughput of the classify step alone (preprocessed images -> probabilities, energy) on the CPU.
 
-Cases: 1 seed, 5 seeds, 5 seeds each with the 8-view D4 average. Prints sources/s, the achieved FLOP/s
+Cases: 1 seed, 5 seeds, 5 seeds each with the 8-view D4 average, per ``--precision`` (fp32: today's path;
+auto: bf16 with the fast layers where the CPU has it, as a bf16-trained checkpoint is scored). Prints
+sources/s, the achieved FLOP/s
 (2 x the multiply-adds of Conv2d/Linear layers, counted with forward hooks on one image) and, for
 scale, the FLOP/s of a 2048x2048 fp32 matrix product on the same threads.
 
@@ -19,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from rgmorph import models
+from rgmorph import fast_cpu, models
 from rgmorph.batched import D4Average
 from rgmorph.classify import score
 
@@ -68,6 +70,17 @@ def timed(networks: list[torch.nn.Module], images: torch.Tensor, seconds: float,
     return done / (time.perf_counter() - start)
 
 
+def cases(base: list[torch.nn.Module], precision: str) -> list[tuple[str, list[torch.nn.Module], int]]:
+    """(label, networks, passes per source): 1 seed, 5 seeds, 5 seeds with the D4 average, in ``precision``."""
+    import copy
+
+    networks = [copy.deepcopy(model) for model in base[:5]]
+    if precision == "bf16":  # as load_checkpoint scores a checkpoint trained in bf16
+        networks = [fast_cpu.Bf16Inference(model).eval() for model in networks]
+    return [("1 seed", networks[:1], 1), ("5 seeds", networks, 5),
+            ("5 seeds, D4 8-view average", [D4Average(model).eval() for model in networks], 40)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="tang2019")
@@ -78,6 +91,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per case (default 3)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--precision", default="fp32,auto",
+                        help="scoring precisions, side by side (default fp32,auto: today's path and the fast one)")
     arguments = parser.parse_args()
     if arguments.threads:
         torch.set_num_threads(arguments.threads)
@@ -88,7 +103,9 @@ def main() -> None:
         base = []
         for path in arguments.checkpoints[:5]:
             model, _ = load_checkpoint(path)
-            base.append(model.model if isinstance(model, D4Average) else model)
+            while isinstance(model, (D4Average, fast_cpu.Bf16Inference)):  # the plain network; cases() wraps it
+                model = model.model
+            base.append(model)
     else:
         base = [models.build(arguments.model, in_channels=1, num_classes=2, image_size=arguments.image_size).eval()
                 for _ in range(5)]
@@ -103,12 +120,15 @@ def main() -> None:
     macs = multiply_adds(base[0], size)
     print(f"{arguments.model}: {macs / 1e6:.1f} M multiply-adds ({2 * macs / 1e6:.1f} MFLOP) per image and view; "
           f"{torch.get_num_threads()} torch threads; {len(images)} images of {size}x{size}, batch {arguments.batch_size}")
-    cases = [("1 seed", base[:1], 1), ("5 seeds", base[:5], 5), ("5 seeds, D4 8-view average",
-                                                                  [D4Average(m).eval() for m in base[:5]], 40)]
-    for label, networks, passes in cases:
-        rate = timed(networks, images, arguments.seconds, arguments.batch_size)
-        print(f"{label:<28} {rate:9.1f} sources/s   {rate * passes * 2 * macs / 1e9:7.2f} GFLOP/s achieved")
-    print(f"{'2048x2048 fp32 matmul':<28} {'':>9}             {matmul_flops(arguments.seconds) / 1e9:7.2f} GFLOP/s")
+    matmul = matmul_flops(arguments.seconds)
+    for precision in [fast_cpu.resolve_precision(item, "cpu") for item in arguments.precision.split(",")]:
+        print(f"precision {precision}:")
+        for label, networks, passes in cases(base, precision):
+            rate = timed(networks, images, arguments.seconds, arguments.batch_size)
+            achieved = rate * passes * 2 * macs
+            print(f"  {label:<28} {rate:9.1f} sources/s   {achieved / 1e9:7.2f} GFLOP/s achieved "
+                  f"({achieved / matmul:.0%} of the matmul's)")
+    print(f"{'2048x2048 fp32 matmul':<30} {'':>9}             {matmul / 1e9:7.2f} GFLOP/s")
 
 
 if __name__ == "__main__":
