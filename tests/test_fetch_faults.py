@@ -20,8 +20,9 @@ from astroquery import cache_conf
 
 from rgmorph import files
 from rgmorph.fetch import (FetchError, FetchSettings, MirrorSource, PermanentFetchError, RateLimiter,
-                           RetryableFetchError, SkyViewSource, Survey, _fetch_one, check_cutout, cutout_filename,
+                           RetryableFetchError, SkyViewSource, Survey, check_cutout, cutout_filename,
                            fetch_survey, report_path_for, retry_policy)
+from rgmorph.fetch.run import _fetch_one
 from skyview_standin import FaultPlan, FaultRule, StandInSkyView
 from conftest import QUICKSTART_MIRROR
 

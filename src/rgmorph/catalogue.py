@@ -22,14 +22,14 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord
 
+from rgmorph import crossmatch, neighbours
+from rgmorph.errors import CatalogueError
+from rgmorph.files import write_csv_atomic, write_json_atomic
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 OUTPUT_COLUMNS = ["name", "ra_deg", "dec_deg", "class_name", "label", "split"]
-
-
-class CatalogueError(ValueError):
-    """A catalogue that cannot be used as given; the message names the row or column."""
 
 
 @dataclass
@@ -329,8 +329,6 @@ def build_sources(catalogue_config: dict, class_names: list[str],
 
     ``fields``: cutout side in arcsec per survey (rgmorph.neighbours.survey_fields) for the overlap check.
     """
-    from rgmorph import crossmatch, neighbours  # they import CatalogueError from here
-
     entries = catalogue_entries(catalogue_config)
     several = len(entries) > 1
     tables = [(entry["name"], read_catalogue(entry.get("path", DEFAULT_PATH),
@@ -362,8 +360,6 @@ def _output_columns(sources: pd.DataFrame) -> list[str]:
 def write_catalogue_stage(catalogue_config: dict, class_names: list[str], fields: dict[str, float],
                           sources_path: str | Path, merge_report_path: str | Path, neighbours_path: str | Path) -> pd.DataFrame:
     """The catalogue stage: sources.csv, the merge report (JSON) and the neighbour report (CSV), atomically."""
-    from rgmorph.files import write_csv_atomic, write_json_atomic
-
     sources, report, pairs = build_sources(catalogue_config, class_names, fields)
     log.info("merge: %s", {key: value for key, value in report.items() if key != "groups"})
     for row in pairs.itertuples(index=False):

@@ -24,7 +24,7 @@ from astropy.coordinates import SkyCoord
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from rgmorph.catalogue import CatalogueError
+from rgmorph.errors import CatalogueError
 
 SPLIT_PRECEDENCE = ("test", "train")  # a merged source takes the first of these that any member has
 

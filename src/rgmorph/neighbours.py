@@ -26,7 +26,8 @@ from astropy.coordinates import SkyCoord
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from rgmorph.catalogue import CatalogueError
+from rgmorph.errors import CatalogueError
+from rgmorph.files import write_csv_atomic
 
 ACTIONS = ("drop_test", "move_to_train", "move_to_test", "keep")
 # SkyView's default pixel scales (arcsec) of the surveys this project uses, by SkyView name
@@ -171,8 +172,6 @@ def neighbours_table(pairs: pd.DataFrame, settings: NeighbourSettings) -> pd.Dat
 def write_neighbours_table(pairs_path: str | Path, neighbours_config: dict | None,
                            table_path: str | Path) -> pd.DataFrame:
     """tables/neighbours.csv from catalogue/neighbours.csv (a header alone when no pair was found)."""
-    from rgmorph.files import write_csv_atomic
-
     pairs = pd.read_csv(pairs_path, dtype={"train_name": str, "test_name": str, "action": str})
     table = neighbours_table(pairs, NeighbourSettings.from_config(neighbours_config))
     write_csv_atomic(table_path, table, float_format="%.4f")

@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +42,9 @@ from rgmorph import models
 from rgmorph.batched import Freeze, SeedBatch, SeedRun
 from rgmorph.checkpoint import (build_checkpoint, load_checkpoint, load_safely, run_environment,  # noqa: F401
                                 save_checkpoint, save_torch_atomic)
-from rgmorph.dataset import load_dataset
 from rgmorph.files import sha256_file, write_csv_atomic
 from rgmorph.train_settings import TrainSettings, TransferSpec
+from rgmorph.training_data import TrainingData, validation_split
 
 __all__ = ["TrainSettings", "TransferSpec", "TrainingData", "NetworkTraining", "train_seeds", "load_checkpoint",
            "predict_logits", "validation_split", "select_device", "make_deterministic", "default_state_path"]
@@ -82,18 +82,6 @@ def make_deterministic(seed: int, deterministic: bool = True) -> None:
         torch.utils.deterministic.fill_uninitialized_memory = False
 
 
-def validation_split(labels: np.ndarray, candidates: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of the training indices ``candidates`` into (fit, validation)."""
-    rng = np.random.default_rng(seed)
-    validation = []
-    for label in np.unique(labels[candidates]):
-        members = rng.permutation(candidates[labels[candidates] == label])
-        validation.extend(members[: max(1, int(round(fraction * len(members))))])
-    validation = np.sort(np.array(validation, dtype=np.int64))
-    fit = np.setdiff1d(candidates, validation)
-    return fit, validation
-
-
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Eval-mode outputs for ``images``, computed where the model is, returned on the images' device."""
@@ -124,47 +112,6 @@ def _better(score: dict | None, previous: dict | None, selection_metric: str) ->
     if selection_metric == "val_loss":
         return score["val_loss"] < previous["val_loss"]
     return (score["val_accuracy"], -score["val_loss"]) > (previous["val_accuracy"], -previous["val_loss"])
-
-
-@dataclass
-class TrainingData:
-    """A dataset as a training job reads it: its arrays, the fit / validation split of its training part."""
-
-    path: Path
-    dataset: dict
-    sha256: str
-    fit_index: np.ndarray
-    validation_index: np.ndarray
-
-    @classmethod
-    def load(cls, path: str | Path, settings: TrainSettings) -> TrainingData:
-        dataset = load_dataset(path)
-        candidates = np.flatnonzero(dataset["split"] == "train")
-        fit, validation = validation_split(dataset["labels"], candidates, settings.validation_fraction,
-                                           settings.validation_seed)
-        return cls(Path(path), dataset, sha256_file(path), fit, validation)
-
-    @property
-    def survey(self) -> str:
-        return self.dataset["survey"]
-
-    @property
-    def image_size(self) -> int:
-        return int(self.dataset["images"].shape[-1])
-
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(fit images (N, 1, H, W), fit labels, validation images, validation labels)."""
-        images = torch.from_numpy(self.dataset["images"]).unsqueeze(1)
-        labels = torch.from_numpy(self.dataset["labels"])
-        return images[self.fit_index], labels[self.fit_index], images[self.validation_index], labels[self.validation_index]
-
-    def record(self) -> dict:
-        """What a checkpoint records about the data (see ``build_checkpoint``)."""
-        scales = self.dataset.get("pixel_scale_arcsec")
-        return {"dataset": str(self.path), "dataset_sha256": self.sha256, "survey": self.survey,
-                "class_names": list(self.dataset["class_names"]), "image_size": self.image_size,
-                "pixel_scale_arcsec": float(np.median(scales)) if scales is not None and len(scales) else None,
-                "validation_names": self.dataset["names"][self.validation_index].tolist()}
 
 
 def train_seeds(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,

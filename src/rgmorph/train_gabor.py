@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from rgmorph.checkpoint import build_checkpoint, run_environment, save_checkpoint
 from rgmorph.files import write_csv_atomic
-from rgmorph.train import TrainingData
+from rgmorph.training_data import TrainingData
 from rgmorph.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
