@@ -25,43 +25,56 @@ def schema_defaults(section: str) -> dict:
     return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
 
 
-def _default(key: str):
-    """A dataclass field whose default is the schema's train.<key> (a fresh copy for each instance)."""
-    return field(default_factory=lambda: _copy(schema_defaults("train")[key]))
+def _default(section: str, key: str):
+    """A dataclass field whose default is the schema's <section>.<key> (a fresh copy for each instance)."""
+    return field(default_factory=lambda: _copy(schema_defaults(section)[key]))
 
 
 def _copy(value):
     return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value
 
 
-@dataclass
+def defaults_from_schema(section: str):
+    """A dataclass whose annotated fields without a default in the class body default to the schema's
+    ``<section>.<field>``: each name is written once, and the schema alone holds its default."""
+
+    def decorate(cls):
+        for name in cls.__dict__.get("__annotations__", {}):
+            if name not in cls.__dict__:
+                setattr(cls, name, _default(section, name))
+        return dataclass(cls)
+
+    return decorate
+
+
+@defaults_from_schema("train")
 class TrainSettings:
     """How one model trains (see the schema's ``train`` section for each key's meaning)."""
 
-    epochs: int = _default("epochs")
-    batch_size: int = _default("batch_size")
-    learning_rate: float = _default("learning_rate")
-    weight_decay: float = _default("weight_decay")
-    optimizer: str = _default("optimizer")
-    lr_schedule: str = _default("lr_schedule")
-    label_smoothing: float = _default("label_smoothing")
-    class_balance: str = _default("class_balance")  # 'none', 'loss' or 'sampling'
-    validation_fraction: float = _default("validation_fraction")
-    validation_seed: int = _default("validation_seed")
-    selection_metric: str = _default("selection_metric")
-    test_time_augmentation: str = _default("test_time_augmentation")  # 'none', 'd4' or 'auto'
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    optimizer: str
+    lr_schedule: str
+    label_smoothing: float
+    class_balance: str  # 'none', 'loss' or 'sampling'
+    validation_fraction: float
+    validation_seed: int
+    selection_metric: str
+    test_time_augmentation: str  # 'none', 'd4' or 'auto'
     augment: dict = field(default_factory=lambda: dict(schema_defaults("augment")))
     model_options: dict = field(default_factory=dict)
-    device: str = _default("device")
-    threads: int | None = _default("threads")
-    batch_norm_statistics: str = _default("batch_norm_statistics")
-    batch_norm_images: int = _default("batch_norm_images")
-    precision: str = _default("precision")
-    cuda_graphs: bool = _default("cuda_graphs")
-    strategy: str = _default("strategy")
-    deterministic: bool = _default("deterministic")
-    resume: bool = _default("resume")
-    checkpoint_interval_s: float = _default("checkpoint_interval_s")
+    device: str
+    threads: int | None
+    batch_norm_statistics: str
+    batch_norm_images: int
+    precision: str
+    cuda_graphs: bool
+    strategy: str
+    deterministic: bool
+    resume: bool
+    checkpoint_interval_s: float
 
     @classmethod
     def from_mapping(cls, values: dict) -> TrainSettings:
