@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits
+.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -121,3 +121,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint --configfile config/quickstart.yaml
+
+# The documentation site over docs/ into site/, strict: a broken link or a page missing from nav fails
+# (tests/test_docs.py builds it the same way, so CI does too)
+docs: $(STAMP)
+	$(BIN)/python -m rgmorph.config_reference docs/configuration-reference.md
+	$(BIN)/mkdocs build --strict
