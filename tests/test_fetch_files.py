@@ -187,3 +187,17 @@ def test_several_mirrors_each_give_their_cutouts(tmp_path, subset, monkeypatch):
     with pytest.raises(FetchError, match="none of the mirrors .* holds 'NVSS' cutouts"):
         fetch_survey(subset, Survey("NVSS", "NVSS", 150), tmp_path / "n", tmp_path / "n.csv",
                      FetchSettings(mirror_dir=[str(r) for r in roots]))
+
+
+def test_a_png_study_with_a_file_column_takes_its_pixel_scale_from_the_config(tmp_path, subset):
+    # 'file' is also the manifest's column: a carried catalogue column of that name must not meet it
+    sources, folder = _study("png", tmp_path, subset)
+    sources = sources.rename(columns={FILE_COLUMN: "file"})
+    out = tmp_path / "cutouts" / "LoTSS"
+    settings = FetchSettings(source="files", files_dir=str(folder), file_columns={"LoTSS": "file"})
+    manifest = fetch_survey(sources, LOTSS, out, out / "manifest.csv", settings)
+    without = build_dataset(sources, manifest, out, tmp_path / "none.npz", CLASS_NAMES, "LoTSS")
+    assert without["sources"] == len(sources)
+    assert np.isnan(np.load(tmp_path / "none.npz")["pixel_scale_arcsec"]).all()  # a PNG's header has no scale
+    build_dataset(sources, manifest, out, tmp_path / "d.npz", CLASS_NAMES, "LoTSS", size=75, pixel_scale=6.0)
+    np.testing.assert_allclose(np.load(tmp_path / "d.npz")["pixel_scale_arcsec"], 12.0)  # 150 px resized to 75

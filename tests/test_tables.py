@@ -150,3 +150,13 @@ def test_three_class_tables_have_a_column_per_class(tmp_path):
     transfer = written["transfer"]
     assert {"recall_Bent_mean", "precision_Bent_mean", "f1_Bent_mean", "macro_f1_mean"} <= set(transfer.columns)
     assert "Recall Bent" in outputs["transfer"][2].read_text()
+
+
+def test_classes_nothing_was_published_on_give_an_empty_table_with_a_note(tmp_path):
+    summary = _three_class_summary()
+    summary.columns = [column.replace("Bent", "Compact") for column in summary.columns]
+    paths = [tmp_path / f"published.{ext}" for ext in ("csv", "tex", "html")]
+    table = tables.write_published_table(summary, *paths)
+    assert table.empty and list(table.columns) == tables.PUBLISHED_COLUMNS
+    assert paths[0].read_text().strip() == ",".join(tables.PUBLISHED_COLUMNS)
+    assert "No published result on these classes in resources/published\\_results.csv" in paths[1].read_text()

@@ -40,8 +40,11 @@ def read_fits_image(path: str | Path, with_header: bool = False):
             return (image, hdu.header.copy()) if with_header else image
 
 
-def pixel_scale_arcsec(header) -> float:
-    return abs(float(header.get("CDELT2", header.get("CD2_2", np.nan)))) * 3600.0
+def pixel_scale_arcsec(header, default: float | None = None) -> float:
+    """The header's pixel scale in arcsec; ``default`` (the config's surveys.<name>.pixel_scale_arcsec) where
+    the header has none, as in a cutout converted from PNG/JPEG."""
+    scale = abs(float(header.get("CDELT2", header.get("CD2_2", np.nan)))) * 3600.0
+    return float(default) if not np.isfinite(scale) and default else scale
 
 
 def replace_nan(image: np.ndarray) -> np.ndarray:
@@ -104,17 +107,22 @@ def preprocessing_steps(image: np.ndarray, sigma: float = 3.0) -> dict[str, np.n
 
 def build_dataset(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: str | Path, output: str | Path,
                   class_names: list[str], survey: str, sigma: float = 3.0, crop: int | None = None,
-                  size: int | None = None, circular_mask: bool = False, progress_every: int = 100) -> dict:
-    """Preprocess every usable cutout of one survey and write the dataset .npz atomically."""
+                  size: int | None = None, circular_mask: bool = False, progress_every: int = 100,
+                  pixel_scale: float | None = None) -> dict:
+    """Preprocess every usable cutout of one survey and write the dataset .npz atomically; ``pixel_scale``
+    (arcsec) stands in for a header without one."""
     cutout_dir = Path(cutout_dir)
     table, excluded = _checked_inputs(sources, manifest, cutout_dir, survey)
     images, scales = [], []
     for number, row in enumerate(table.itertuples(index=False), start=1):
-        image, header = read_fits_image(cutout_dir / row.file, with_header=True)
+        image, header = read_fits_image(cutout_dir / row.cutout_file, with_header=True)
         images.append(preprocess_image(image, sigma, crop, size, circular_mask))
-        scales.append(pixel_scale_arcsec(header) * (crop or image.shape[0]) / images[-1].shape[0])
+        scales.append(pixel_scale_arcsec(header, pixel_scale) * (crop or image.shape[0]) / images[-1].shape[0])
         if number % progress_every == 0 or number == len(table):
             log.info("%s: preprocessed %d/%d", survey, number, len(table))
+    if not np.isfinite(scales).all():
+        log.warning("%s: %d cutouts have no pixel scale in their header; set surveys.%s.pixel_scale_arcsec",
+                    survey, int((~np.isfinite(scales)).sum()), survey)
     images = np.stack(images).astype(np.float32)
     with atomic_path(output) as temporary:
         with open(temporary, "wb") as handle:
@@ -130,7 +138,8 @@ def build_dataset(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: str
                 survey=np.array(survey),
             )
     summary = {"survey": survey, "sources": int(len(table)), "excluded": int(len(excluded)),
-               "shape": list(images.shape[1:]), **{f"{s}_count": int((table["split"] == s).sum()) for s in ("train", "test")}}
+               "shape": list(images.shape[1:]),
+               **{f"{s}_count": int((table["split"] == s).sum()) for s in sorted(set(table["split"]))}}
     log.info("%s dataset: %s", survey, summary)
     return summary
 
@@ -152,12 +161,15 @@ def _checked_inputs(sources: pd.DataFrame, manifest: pd.DataFrame, cutout_dir: P
     if len(excluded):
         log.warning("%s: %d of %d sources excluded from the dataset (see the fetch report)", survey, len(excluded),
                     len(manifest))
-    table = sources.merge(usable[["name", "file", "sha256"]], on="name", how="inner", validate="one_to_one")
+    # only the columns used here: a carried catalogue column (e.g. 'file') must not meet the manifest's
+    table = sources[["name", "label", "split"]].merge(
+        usable[["name", "file", "sha256"]].rename(columns={"file": "cutout_file"}), on="name", how="inner",
+        validate="one_to_one")
     if table.empty:
         raise PreprocessError(f"no usable {survey} cutouts: the manifest lists none with status in {USABLE_STATUSES}")
     problems = []
     for row in table.itertuples(index=False):
-        path = cutout_dir / row.file
+        path = cutout_dir / row.cutout_file
         if not path.is_file():
             problems.append(f"{survey} cutout for {row.name} is missing: {path}")
         elif sha256_file(path) != row.sha256:

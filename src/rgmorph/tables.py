@@ -301,7 +301,13 @@ def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None
                                                     for p in parts},
                     "ours_seeds": int(best["seeds"])}
         rows.append(row | {"citation": entry["citation"], "bibkey": entry["bibkey"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=PUBLISHED_COLUMNS)  # the columns also when nothing was published on these classes
+
+
+PUBLISHED_COLUMNS = ["reference", "data", "model", "metric", "published", "ours_model", "ours_mean", "ours_std",
+                     "ours_ci_low", "ours_ci_high", "ours_seeds", "citation", "bibkey"]
+NO_PUBLISHED_NOTE = ("No published result on these classes in resources/published_results.csv: "
+                     "nothing to set beside this study's numbers.")
 
 
 def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "",
@@ -325,7 +331,8 @@ def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, 
                                  else f" <span class='ci'>{interval}</span>")])
         return pd.DataFrame(rows, columns=["Reference", "Data", "Model", "Metric", "Published", "Ours (model)", "Ours"])
 
-    notes = ["References: " + "; ".join(dict.fromkeys(table["citation"])) + "."]
+    notes = (["References: " + "; ".join(dict.fromkeys(table["citation"])) + "."] if len(table)
+             else [NO_PUBLISHED_NOTE])
     write_table(table, cells, caption, (csv_path, tex_path, html_path), notes, "tab:published", text_columns=7)
     return table
 

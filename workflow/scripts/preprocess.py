@@ -16,6 +16,9 @@ with logged(snakemake.log[0]):
         output=snakemake.output.dataset,
         class_names=snakemake.params.class_names,
         survey=snakemake.wildcards.survey,
+        # from the config, not a rule param: it only fills headers without a scale, and a new param
+        # would make every existing study preprocess (and train) again
+        pixel_scale=snakemake.config["surveys"][snakemake.wildcards.survey].get("pixel_scale_arcsec"),
         **snakemake.params.preprocess,
     )
     # Provenance: the dataset's inputs (raw catalogue too), and every cutout and catalogue row in it.
