@@ -206,3 +206,35 @@ def test_binary_figures_keep_their_panels_and_labels(tree):
     columns = pd.read_csv(tree["runs"]).columns
     assert variant_comparison.default_panels(columns) == variant_comparison.PANELS
     assert transfer_comparison.default_panels(columns) == transfer_comparison.PANELS
+
+
+@pytest.mark.parametrize("class_names", [["FRI", "FRII", "Compact", "Bent"],
+                                         ["FRI", "FRII", "Compact source", "Bent-tailed", "Hybrid", "X-shaped"]])
+def test_confusion_matrix_labels_and_titles_stay_apart_and_inside_with_many_long_classes(
+        three_class_runs, tmp_path, monkeypatch, class_names):
+    import json
+    from pathlib import Path
+
+    from rgmorph.figures import confusion_matrices
+
+    metrics_paths, _, _ = three_class_runs
+    generator = np.random.default_rng(0)
+    for path in metrics_paths:
+        report = json.loads(Path(path).read_text())
+        report["class_names"] = class_names
+        report["confusion_matrix"] = generator.integers(0, 9, (len(class_names),) * 2).tolist()
+        Path(path).write_text(json.dumps(report))
+    drawn = []
+    monkeypatch.setattr(confusion_matrices, "save_figure", lambda figure, stem, **_: drawn.append(figure))
+    figures.plot_confusion_matrices(metrics_paths, tmp_path / "confusion")
+    figure = drawn[0]
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    page = figure.bbox
+    for axis in (axis for axis in figure.axes if axis.get_visible() and axis.get_xticklabels()):
+        boxes = [label.get_window_extent(renderer) for label in axis.get_xticklabels()]
+        assert [label.get_text() for label in axis.get_xticklabels()] == class_names
+        assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), "x tick labels run together"
+        for text in [axis.title, *axis.get_xticklabels(), *axis.get_yticklabels()]:
+            box = text.get_window_extent(renderer)
+            assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, f"{text.get_text()!r} is cut off"
