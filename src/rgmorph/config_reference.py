@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from rgmorph.files import atomic_path
+
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 HEADER = """# Configuration reference
 
@@ -68,10 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     if not argv:
         sys.stdout.write(page)
         return
-    output = Path(argv[0])
-    partial = output.with_suffix(".partial")
-    partial.write_text(page)
-    partial.replace(output)  # atomic: a reader never sees half a page
+    with atomic_path(argv[0]) as temporary:
+        Path(temporary).write_text(page)
 
 
 if __name__ == "__main__":
