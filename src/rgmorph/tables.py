@@ -279,6 +279,12 @@ def write_transfer_table(summary: pd.DataFrame, csv_path, tex_path, html_path) -
 # ------------------------------------------------------------- table 3
 
 
+PUBLISHED_COLUMNS = ["reference", "data", "model", "metric", "published", "ours_model", "ours_mean", "ours_std",
+                     "ours_ci_low", "ours_ci_high", "ours_seeds", "citation", "bibkey"]
+NO_PUBLISHED_NOTE = ("No published result on these classes in resources/published_results.csv: "
+                     "nothing to set beside this study's numbers.")
+
+
 def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each published number beside ours: the from-scratch variant with the best mean validation accuracy on
     that survey (chosen on validation, so the row is not the luckiest on test)."""
@@ -303,11 +309,6 @@ def published_table(summary: pd.DataFrame, published: pd.DataFrame | None = None
         rows.append(row | {"citation": entry["citation"], "bibkey": entry["bibkey"]})
     return pd.DataFrame(rows, columns=PUBLISHED_COLUMNS)  # the columns also when nothing was published on these classes
 
-
-PUBLISHED_COLUMNS = ["reference", "data", "model", "metric", "published", "ours_model", "ours_mean", "ours_std",
-                     "ours_ci_low", "ours_ci_high", "ours_seeds", "citation", "bibkey"]
-NO_PUBLISHED_NOTE = ("No published result on these classes in resources/published_results.csv: "
-                     "nothing to set beside this study's numbers.")
 
 
 def write_published_table(summary: pd.DataFrame, csv_path, tex_path, html_path, data_description: str = "",
