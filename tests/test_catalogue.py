@@ -51,7 +51,7 @@ GOOD_ROWS = ["A,10.0,1.0,FRI,train", "B,20.0,2.0,FRII,train", "C,30.0,3.0,FRI,te
     ("E,50.0,5.0,FRIII,train", "catalogue row 6 (E): label 'FRIII'"),
     ("A,50.0,5.0,FRI,train", "catalogue row 6 (A): duplicate name, also at catalogue row 2"),
     ("E,10.0001,1.0,FRI,train", "catalogue row 6 (E): position within 1.0 arcsec of catalogue row 2 (A)"),
-    ("E,50.0,5.0,FRI,validation", "catalogue row 6 (E): split 'validation'"),
+    ("E,50.0,5.0,FRI,holdout", "catalogue row 6 (E): split 'holdout' is not one of"),
 ])
 def test_bad_rows_are_named(tmp_path, bad_row, message):
     with pytest.raises(CatalogueError) as error:

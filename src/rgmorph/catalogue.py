@@ -2,8 +2,13 @@
 
 The output table has one row per source with the columns every later stage uses:
 ``name, ra_deg, dec_deg, class_name, label, split`` (``label`` is the class index in
-``class_names`` order; ``split`` is ``train``, ``test`` or a config-assigned extra split such
-as ``uncertain``), then ``catalogue`` (which input it came from) and any ``carry`` columns.
+``class_names`` order; ``split`` is ``train``, ``test``, ``validation`` (a dataset's own
+validation split, written ``valid``, ``val`` or ``validation``) or a config-assigned extra split
+such as ``uncertain``), then ``catalogue`` (which input it came from) and any ``carry`` columns.
+A catalogue is a CSV file or a folder of images (``<split>/<class>/<image>``, rgmorph.folders);
+without position columns (``columns.ra``/``dec`` null, or a folder without a position pattern)
+``ra_deg``/``dec_deg`` are empty and the position-based steps (duplicates by position, merge,
+neighbours) say that they are skipped.
 Several catalogues are merged by position (rgmorph.crossmatch); train/test pairs that are one
 object or share a cutout field are then resolved (rgmorph.neighbours). ``write_catalogue_stage``
 writes sources.csv, merge.json and neighbours.csv.
@@ -11,6 +16,7 @@ writes sources.csv, merge.json and neighbours.csv.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import warnings
@@ -22,14 +28,24 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import Angle, SkyCoord
 
-from rgmorph import crossmatch, neighbours
+from rgmorph import crossmatch, folders, neighbours
 from rgmorph.errors import CatalogueError
 from rgmorph.files import write_csv_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # every study needs both
+VALIDATION = neighbours.VALIDATION
+# split values as datasets write them -> the split; 'valid' and 'val' are a dataset's own validation split
+SPLIT_VALUES = {"train": "train", "test": "test", VALIDATION: VALIDATION, "valid": VALIDATION, "val": VALIDATION}
 OUTPUT_COLUMNS = ["name", "ra_deg", "dec_deg", "class_name", "label", "split"]
+# columns the stage writes itself: a carried column of the same name would overwrite one
+RESERVED_COLUMNS = (*OUTPUT_COLUMNS, "catalogue")
+
+
+def split_value(text: str) -> str | None:
+    """The split a catalogue's split value names ('valid' -> 'validation'), None if it names none."""
+    return SPLIT_VALUES.get(str(text).strip().lower())
 
 
 @dataclass
@@ -38,8 +54,8 @@ class CatalogueSpec:
 
     class_names: list[str]
     name_column: str = "name"
-    ra_column: str = "ra"
-    dec_column: str = "dec"
+    ra_column: str | None = "ra"  # None (with dec_column): the catalogue has no positions
+    dec_column: str | None = "dec"
     label_column: str = "fr_class"
     split_column: str | None = "split"
     # label value as written in the file -> class name; identity when empty
@@ -53,9 +69,17 @@ class CatalogueSpec:
     assign_split: str | None = None
     carry: list[str] = field(default_factory=list)  # extra columns copied as they are into the output
     require_both_splits: bool = True  # off when this catalogue is one of several merged ones
+    folders: str | None = None  # a folder of images (rgmorph.folders) instead of a CSV file
+    pattern: str | None = None  # the folder's file-name pattern, e.g. '{ra}_{dec}_{label}.png'
+
+    @property
+    def has_positions(self) -> bool:
+        return bool(self.ra_column and self.dec_column)
 
 
 def _row_label(frame: pd.DataFrame, index, name_column: str) -> str:
+    if frame.attrs.get("folders"):  # a folder's row is its file
+        return f"file {frame.at[index, 'file']}"
     # Row numbers as a spreadsheet shows them: header is line 1.
     return f"catalogue row {index + 2} ({frame.at[index, name_column]})"
 
@@ -125,8 +149,9 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
     Every problem of the same kind is listed in one error with its spreadsheet row number
     (the header is row 1), so a hand-typed file can be fixed in one go.
     """
-    path = Path(path)
-    raw = _read_table(path, spec)
+    path = Path(spec.folders or path)
+    raw, spec = _read_folders(spec) if spec.folders else (_read_table(path, spec), spec)
+    _check_carry(path, spec)
     selected = _select(path, raw, spec)
     table = _parse_rows(path, raw, selected, spec)
     _raise_problems(path, _duplicates(raw, table, spec),
@@ -140,6 +165,30 @@ def read_catalogue(path: str | Path, spec: CatalogueSpec) -> pd.DataFrame:
     if spec.require_both_splits:
         require_both_splits(table, f"catalogue {path}")
     return table.reset_index(drop=True)
+
+
+def _read_folders(spec: CatalogueSpec) -> tuple[pd.DataFrame, CatalogueSpec]:
+    """A folder's rows (rgmorph.folders) and the spec that reads them: its own columns, its file column
+    and pattern fields carried, no split column without split folders, positions only from a pattern."""
+    try:
+        raw = folders.read_folders(spec.folders, spec.pattern)
+    except folders.FolderError as exc:
+        raise CatalogueError(str(exc)) from None
+    raw.attrs["folders"] = True
+    positions = folders.has_positions(spec.pattern)
+    extra = [column for column in raw.columns if column not in ("name", "ra", "dec", "label", "split")]
+    spec = dataclasses.replace(
+        spec, name_column="name", ra_column="ra" if positions else None, dec_column="dec" if positions else None,
+        label_column="label", split_column="split" if (raw["split"] != "").any() else None,
+        carry=list(dict.fromkeys([*extra, *spec.carry])))
+    return raw, spec
+
+
+def _check_carry(path: Path, spec: CatalogueSpec) -> None:
+    clashes = [column for column in spec.carry if column in RESERVED_COLUMNS]
+    if clashes:
+        raise CatalogueError(f"catalogue {path}: carry names column(s) {clashes}, which sources.csv holds already "
+                             f"({list(RESERVED_COLUMNS)}); rename them in the file (e.g. {clashes[0]}_original)")
 
 
 def require_both_splits(table: pd.DataFrame, where: str) -> None:
@@ -166,7 +215,8 @@ def _read_table(path: Path, spec: CatalogueSpec) -> pd.DataFrame:
     raw.columns = [str(column).strip() for column in raw.columns]
     raw = raw.fillna("")
     raw = raw[~(raw.apply(lambda column: column.str.strip()) == "").all(axis=1)]
-    required = [spec.name_column, spec.ra_column, spec.dec_column, spec.label_column]
+    required = [spec.name_column, *([spec.ra_column, spec.dec_column] if spec.has_positions else []),
+                spec.label_column]
     if spec.split_column and not spec.assign_split:
         required.append(spec.split_column)
     missing = [column for column in [*required, *spec.carry] if column not in raw.columns]
@@ -208,28 +258,29 @@ def _parse_rows(path: Path, raw: pd.DataFrame, selected: pd.DataFrame, spec: Cat
 
 def _parse_row(raw: pd.DataFrame, index, spec: CatalogueSpec) -> tuple[list[str], tuple]:
     where = _row_label(raw, index, spec.name_column)
-    found, ra, dec = [], None, None
+    found, ra, dec = [], np.nan, np.nan
     name = raw.at[index, spec.name_column].strip()
     if not name:
         found.append(f"catalogue row {index + 2}: the name is empty")
-    try:
-        ra = parse_angle(raw.at[index, spec.ra_column], "ra")
-    except ValueError as exc:
-        found.append(f"{where}: ra {exc}")
-    try:
-        dec = parse_angle(raw.at[index, spec.dec_column], "dec")
-    except ValueError as exc:
-        found.append(f"{where}: dec {exc}")
+    for kind, column in (("ra", spec.ra_column), ("dec", spec.dec_column)) if spec.has_positions else ():
+        try:
+            angle = parse_angle(raw.at[index, column], kind)
+        except ValueError as exc:
+            found.append(f"{where}: {kind} {exc}")
+        else:
+            ra, dec = (angle, dec) if kind == "ra" else (ra, angle)
     value = raw.at[index, spec.label_column].strip()
     class_name = spec.label_map.get(value, value)
     if class_name not in spec.class_names:
         found.append(f"{where}: label {value!r} is not one of {sorted(spec.label_map) or spec.class_names}")
     if spec.assign_split:
-        split = spec.assign_split
+        split = split_value(spec.assign_split) or spec.assign_split
     else:
-        split = raw.at[index, spec.split_column].strip().lower() if spec.split_column else ""
-        if spec.split_column and split not in SPLITS:
-            found.append(f"{where}: split {split!r} is not one of {list(SPLITS)}")
+        written = raw.at[index, spec.split_column].strip() if spec.split_column else ""
+        split = split_value(written) or ""
+        if spec.split_column and not split:
+            found.append(f"{where}: split {written!r} is not one of {list(SPLIT_VALUES)} "
+                         f"(valid, val and validation are the validation split)")
     label = spec.class_names.index(class_name) if class_name in spec.class_names else -1
     return found, (name, ra, dec, class_name, label, split)
 
@@ -243,6 +294,7 @@ def _duplicates(raw: pd.DataFrame, table: pd.DataFrame, spec: CatalogueSpec) -> 
             problems.append(f"{_row_label(raw, index, spec.name_column)}: duplicate name, also at catalogue row {first_row[name] + 2}")
         else:
             first_row[name] = index
+    table = table[table["ra_deg"].notna()]  # no position, no duplicate by position
     if len(table) < 2:
         return problems
     coords = SkyCoord(table["ra_deg"].to_numpy() * u.deg, table["dec_deg"].to_numpy() * u.deg)
@@ -272,6 +324,7 @@ def spec_from_config(catalogue_config: dict, class_names: list[str], require_bot
     """The spec of one catalogue: the ``catalogue`` config section, or one entry of its ``sources`` list."""
     columns = catalogue_config.get("columns", {})
     split_config = catalogue_config.get("split", {})
+    folder = catalogue_config.get("folders") or {}
     return CatalogueSpec(
         class_names=list(class_names),
         name_column=columns.get("name", "name"),
@@ -287,6 +340,8 @@ def spec_from_config(catalogue_config: dict, class_names: list[str], require_bot
         assign_split=catalogue_config.get("assign_split"),
         carry=list(catalogue_config.get("carry", [])),
         require_both_splits=require_both_splits,
+        folders=folder.get("path"),
+        pattern=folder.get("pattern"),
     )
 
 
@@ -296,7 +351,7 @@ def spec_from_config(catalogue_config: dict, class_names: list[str], require_bot
 def catalogue_entries(catalogue_config: dict) -> list[dict]:
     """One dict per input catalogue: the ``sources`` list, or the section itself named after its file."""
     entries = catalogue_config.get("sources") or [
-        {"name": Path(catalogue_config.get("path", DEFAULT_PATH)).stem,
+        {"name": Path(entry_path(catalogue_config)).stem,
          **{key: value for key, value in catalogue_config.items() if key in ENTRY_KEYS}}
     ]
     names = [entry["name"] for entry in entries]
@@ -310,7 +365,13 @@ def catalogue_entries(catalogue_config: dict) -> list[dict]:
 
 
 DEFAULT_PATH = "resources/catalogues/frdeep_v2.csv"
-ENTRY_KEYS = ("path", "columns", "label_map", "select", "split", "duplicate_radius_arcsec", "assign_split", "carry")
+ENTRY_KEYS = ("path", "columns", "label_map", "select", "split", "duplicate_radius_arcsec", "assign_split", "carry",
+              "folders")
+
+
+def entry_path(entry: dict) -> str:
+    """What one catalogue is read from: its image folder (catalogue.folders.path), else its CSV file."""
+    return (entry.get("folders") or {}).get("path") or entry.get("path", DEFAULT_PATH)
 
 
 def _prefer(catalogue_config: dict) -> list[str]:
@@ -319,8 +380,8 @@ def _prefer(catalogue_config: dict) -> list[str]:
 
 
 def catalogue_paths(catalogue_config: dict) -> list[str]:
-    """The CSV file of every input catalogue (once each), for the rule's input."""
-    return list(dict.fromkeys(entry.get("path", DEFAULT_PATH) for entry in catalogue_entries(catalogue_config)))
+    """The CSV file (or image folder) of every input catalogue (once each), for the rule's input."""
+    return list(dict.fromkeys(entry_path(entry) for entry in catalogue_entries(catalogue_config)))
 
 
 def build_sources(catalogue_config: dict, class_names: list[str],
@@ -331,15 +392,20 @@ def build_sources(catalogue_config: dict, class_names: list[str],
     """
     entries = catalogue_entries(catalogue_config)
     several = len(entries) > 1
-    tables = [(entry["name"], read_catalogue(entry.get("path", DEFAULT_PATH),
+    tables = [(entry["name"], read_catalogue(entry_path(entry),
                                              spec_from_config(entry, class_names, require_both_splits=not several)))
               for entry in entries]
     merged, report = crossmatch.merge_catalogues(tables, catalogue_config.get("match_radius_arcsec", 30.0),
                                                  _prefer(catalogue_config))
+    unplaced = report.get("sources_without_position", 0)
+    if unplaced and several:
+        log.warning("merge by position skipped for %d sources without a position: each is kept as its own source",
+                    unplaced)
     settings = neighbours.NeighbourSettings.from_config(catalogue_config.get("neighbours"))
     sources, pairs = neighbours.resolve_neighbours(merged, settings, fields)
-    require_both_splits(sources, "catalogue " + " + ".join(str(entry.get("path", DEFAULT_PATH)) for entry in entries))
+    require_both_splits(sources, "catalogue " + " + ".join(str(entry_path(entry)) for entry in entries))
     report["neighbours"] = {"action": settings.action, "cross_split_pairs": int(len(pairs)),
+                            **({"skipped_without_position": unplaced} if unplaced else {}),
                             "sources_dropped": int(len(merged) - len(sources)),
                             "sources_moved": int((merged["split"].to_numpy() != sources["split"].to_numpy()).sum())
                             if len(merged) == len(sources) else 0}

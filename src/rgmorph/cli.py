@@ -151,6 +151,40 @@ def _add_table_commands(commands) -> None:
     choices.add_argument("--output", required=True)
 
 
+def _add_catalogue_commands(commands) -> None:
+    catalogue = commands.add_parser("catalogue", help="write a catalogue CSV from other inputs")
+    actions = catalogue.add_subparsers(dest="action", required=True)
+    from_folders = actions.add_parser(
+        "from-folders", help="a catalogue CSV from an image folder: <split>/<class>/<image> or <class>/<image>",
+        description="One row per image: name (file name without suffix), ra/dec (from --pattern, else empty), "
+                    "label (class folder), split (split folder: train, valid/val/validation, test), file (its path) "
+                    "and any other field of the pattern. The catalogue.folders config entry reads the same folder "
+                    "without this step.")
+    from_folders.add_argument("folder", help="the image folder")
+    from_folders.add_argument("--pattern", default=None,
+                              help="file-name pattern, e.g. '{ra}_{dec}_{label}_{catalogue}.png'")
+    from_folders.add_argument("--output", required=True, help="the CSV file to write")
+
+
+def _catalogue_command(arguments) -> int:
+    from rgmorph import folders
+    from rgmorph.files import write_csv_atomic
+
+    try:
+        table = folders.read_folders(arguments.folder, arguments.pattern)
+    except folders.FolderError as exc:
+        print(f"rgmorph catalogue from-folders: {exc}", file=sys.stderr)
+        return 2
+    write_csv_atomic(arguments.output, table)
+    counts = table.groupby(["split", "label"]).size().to_string()
+    positions = "with positions" if folders.has_positions(arguments.pattern) else "without positions"
+    print(f"written: {arguments.output} ({len(table)} images, {positions})\n{counts}")
+    print("use it with: catalogue: {path: %s, columns: {name: name, ra: %s, dec: %s, label: label, split: split}}"
+          "\n             fetch: {source: files, file_columns: {<survey>: file}}"
+          % (arguments.output, *(("ra", "dec") if folders.has_positions(arguments.pattern) else ("null", "null"))))
+    return 0
+
+
 def _table_command(arguments) -> int:
     from rgmorph import choice, cleaning
 
@@ -204,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--threads", type=int, default=1, help="torch threads per classify job (default: 1)")
     classify.set_defaults(snakemake_args=[])
     _add_table_commands(commands)
+    _add_catalogue_commands(commands)
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if argv[:1] == ["classify"] and "--" in argv:  # rgmorph classify ... -- <further snakemake arguments>
@@ -214,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command == "classify":
         arguments.snakemake_args = extra
         return _classify(arguments)
+    if arguments.command == "catalogue":
+        return _catalogue_command(arguments)
     return _table_command(arguments)
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from rgmorph.folders import FolderError, has_positions
+
 SCHEMA_HINT = "see workflow/schemas/config.schema.yaml for every key, its type and default"
 
 
@@ -125,7 +127,9 @@ def _file_column_problems(config: dict) -> list[str]:
     fetch, catalogue = config.get("fetch", {}), config.get("catalogue", {})
     columns = fetch.get("file_columns") or {}
     entries = catalogue.get("sources") or [catalogue]
-    carried = [set(entry.get("carry") or []) for entry in entries]
+    # an image folder carries its files' paths as 'file'
+    carried = [set(entry.get("carry") or []) | ({FOLDER_FILE_COLUMN} if entry.get("folders") else set())
+               for entry in entries]
     problems = []
     for key in config.get("surveys", {}):
         column = columns.get(key)
@@ -141,6 +145,42 @@ def _file_column_problems(config: dict) -> list[str]:
     if files_dir and not Path(files_dir).is_dir():
         problems.append(f"config key fetch.files_dir: {files_dir} is not a directory")
     return problems
+
+
+FOLDER_FILE_COLUMN = "file"  # rgmorph.folders: the column holding each image's path
+
+
+def fill_folder_defaults(config: dict) -> dict:
+    """An image-folder catalogue read with ``fetch.source: files``: every survey without a file column
+    reads the folder's ``file`` column, so that such a study needs no fetch.file_columns."""
+    catalogue, fetch = config.get("catalogue", {}), config.get("fetch", {})
+    entries = catalogue.get("sources") or [catalogue]
+    if fetch.get("source") == "files" and any(entry.get("folders") for entry in entries):
+        columns = fetch.setdefault("file_columns", {})
+        for key in config.get("surveys", {}):
+            columns.setdefault(key, FOLDER_FILE_COLUMN)
+    return config
+
+
+def position_problems(config: dict) -> list[str]:
+    """Sources without positions (columns ra/dec null, folders without {ra} {dec}) can only read their files."""
+    catalogue = config.get("catalogue", {})
+    entries = catalogue.get("sources") or [catalogue]
+    unplaced = [entry.get("name", "catalogue") for entry in entries
+                if (entry.get("folders") and not _pattern_positions((entry["folders"] or {}).get("pattern")))
+                or (not entry.get("folders") and (entry.get("columns") or {}).get("ra", "ra") is None)]
+    source = config.get("fetch", {}).get("source", "mirror")
+    if unplaced and source != "files":
+        return [f"config key fetch.source: '{source}' finds cutouts by position, but catalogue(s) {unplaced} give "
+                "none (columns.ra/dec null, or folders without {ra} and {dec} in pattern); use fetch.source: files"]
+    return []
+
+
+def _pattern_positions(pattern: str | None) -> bool:
+    try:
+        return has_positions(pattern)
+    except FolderError:
+        return False  # the catalogue step names the bad pattern
 
 
 def raise_if_any(problems: list[str], what: str) -> None:

@@ -26,17 +26,25 @@ from scipy.sparse.csgraph import connected_components
 
 from rgmorph.errors import CatalogueError
 
-SPLIT_PRECEDENCE = ("test", "train")  # a merged source takes the first of these that any member has
+# a merged source takes the first of these that any member has
+SPLIT_PRECEDENCE = ("test", "validation", "train")
 
 
 def match_groups(table: pd.DataFrame, radius_arcsec: float) -> np.ndarray:
-    """Group number per row: rows of different catalogues within the radius share a group."""
-    coords = SkyCoord(table["ra_deg"].to_numpy() * u.deg, table["dec_deg"].to_numpy() * u.deg)
+    """Group number per row: rows of different catalogues within the radius share a group; a row
+    without a position is a group of its own (it cannot be matched)."""
+    placed = np.flatnonzero(table["ra_deg"].notna().to_numpy())
+    groups = np.arange(len(table))
+    if len(placed) < 2:
+        return groups
+    located = table.iloc[placed]
+    coords = SkyCoord(located["ra_deg"].to_numpy(float) * u.deg, located["dec_deg"].to_numpy(float) * u.deg)
     first, second, _, _ = coords.search_around_sky(coords, radius_arcsec * u.arcsec)
-    catalogue = table["catalogue"].to_numpy()
+    catalogue = located["catalogue"].to_numpy()
     keep = catalogue[first] != catalogue[second]
-    graph = coo_matrix((np.ones(keep.sum()), (first[keep], second[keep])), shape=(len(table), len(table)))
-    return connected_components(graph, directed=False)[1]
+    graph = coo_matrix((np.ones(keep.sum()), (first[keep], second[keep])), shape=(len(placed), len(placed)))
+    groups[placed] = len(table) + connected_components(graph, directed=False)[1]
+    return groups
 
 
 def merged_split(splits) -> str:
@@ -113,5 +121,7 @@ def _report(tables, radius_arcsec, prefer, records, merged) -> dict:
         "conflicts_left_out": outcomes.count("left out"),
         "kept_with_split_changed": sum(record["splits_differ"] and record["kept"] is not None for record in records),
         "sources_after_merge": int(len(merged)),
+        # only where some have none: the reports of catalogues with positions stay as they were
+        **({"sources_without_position": unplaced} if (unplaced := int(merged["ra_deg"].isna().sum())) else {}),
         "groups": records,
     }

@@ -36,6 +36,17 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file; of a folder (an image-folder catalogue), the sha256 of its sorted
+    ``relative path<TAB>file sha256`` lines, so that any added, removed or changed file shows."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    lines = "".join(f"{member.relative_to(path).as_posix()}\t{sha256_file(member)}\n"
+                    for member in sorted(path.rglob("*")) if member.is_file())
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def _host_label() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())[:63] or "host"
 

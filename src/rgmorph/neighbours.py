@@ -11,11 +11,16 @@ overlap by more than ``max_field_overlap`` of their area, is found and (by ``act
   (a group, not a pair: moving one member must not make a new cross-split pair);
 - ``keep``: only reported.
 
-Sources in other splits (e.g. ``uncertain``) are neither checked nor moved.
+A dataset's own validation split is checked too: every train/validation, validation/test and
+train/test pair, ``train_name`` naming the member in the split nearer training and ``test_name`` the
+other (``splits`` says which, e.g. ``validation/test``; that column only where a validation split
+exists); ``drop_test`` drops the ``test_name`` member. Sources in other splits (e.g. ``uncertain``)
+and sources without a position are neither checked nor moved (the latter is logged).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +34,14 @@ from scipy.sparse.csgraph import connected_components
 from rgmorph.errors import CatalogueError
 from rgmorph.files import write_csv_atomic
 
+log = logging.getLogger(__name__)
+
 ACTIONS = ("drop_test", "move_to_train", "move_to_test", "keep")
 # SkyView's default pixel scales (arcsec) of the surveys this project uses, by SkyView name
 KNOWN_PIXEL_SCALE_ARCSEC = {"VLA FIRST (1.4 GHz)": 1.8, "NVSS": 15.0}
 REPORT_COLUMNS = ["train_name", "test_name", "separation_arcsec", "same_source"]
+VALIDATION = "validation"  # a dataset's own validation split (rgmorph.catalogue.SPLIT_VALUES)
+CHECKED_SPLITS = ("train", VALIDATION, "test")  # in this order: a pair's first member is the one nearer training
 
 
 @dataclass(frozen=True)
@@ -109,26 +118,41 @@ def resolve_neighbours(sources: pd.DataFrame, settings: NeighbourSettings,
                        fields: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(sources after the action, one report row per train/test pair with what was done)."""
     sources = sources.reset_index(drop=True)
-    checked = sources[sources["split"].isin(["train", "test"])].reset_index()
+    checked = sources[sources["split"].isin(CHECKED_SPLITS) & sources["ra_deg"].notna()].reset_index()
+    _log_unchecked(sources, checked)
     pairs = linked_pairs(checked, settings, fields)
     split = checked["split"].to_numpy()
-    cross = pairs[split[pairs["a"]] != split[pairs["b"]]].copy()
+    rank = np.array([CHECKED_SPLITS.index(value) for value in split], dtype=int)
+    first, second = pairs["a"].to_numpy(int), pairs["b"].to_numpy(int)  # int also when there is no pair
+    cross = pairs[split[first] != split[second]].copy()
+    first, second = cross["a"].to_numpy(int), cross["b"].to_numpy(int)
     names, rows = checked["name"].to_numpy(), checked["index"].to_numpy()
-    train_first = split[cross["a"]] == "train"
-    train, test = np.where(train_first, cross["a"], cross["b"]), np.where(train_first, cross["b"], cross["a"])
+    train_first = rank[first] < rank[second]
+    train, test = np.where(train_first, first, second), np.where(train_first, second, first)
     report = cross.drop(columns=["a", "b"]).assign(train_name=names[train], test_name=names[test])
-    report = report[[*REPORT_COLUMNS, *[c for c in report.columns if c.startswith("overlap_")]]].reset_index(drop=True)
+    extra = ["splits"] if (sources["split"] == VALIDATION).any() else []
+    report = report.assign(splits=[f"{split[a]}/{split[b]}" for a, b in zip(train, test)])
+    report = report[[*REPORT_COLUMNS, *extra, *[c for c in report.columns if c.startswith("overlap_")]]]
+    report = report.reset_index(drop=True)
     if settings.action == "keep":
         return sources, report.assign(action="kept")
     if settings.action == "drop_test":
         dropped = sources.drop(index=rows[np.unique(test)])
-        return dropped.reset_index(drop=True), report.assign(action=[f"dropped {name} (test)" for name in names[test]])
+        return dropped.reset_index(drop=True), report.assign(
+            action=[f"dropped {names[k]} ({split[k]})" for k in test])
     target = settings.action.removeprefix("move_to_")
     moved = rows[_mixed_groups(len(checked), pairs, split)]
     changed = moved[sources.loc[moved, "split"].to_numpy() != target]
     sources.loc[changed, "split"] = target
     mover = test if target == "train" else train
     return sources, report.assign(action=[f"moved {name} to {target}" for name in names[mover]])
+
+
+def _log_unchecked(sources: pd.DataFrame, checked: pd.DataFrame) -> None:
+    unplaced = sources["split"].isin(CHECKED_SPLITS) & sources["ra_deg"].isna()
+    if unplaced.any():
+        log.warning("neighbour check skipped for %d of %d sources: they have no position (catalogue columns ra/dec "
+                    "null, or image folders without a position pattern)", int(unplaced.sum()), len(sources))
 
 
 def _mixed_groups(count: int, pairs: pd.DataFrame, split: np.ndarray) -> np.ndarray:
@@ -165,7 +189,8 @@ def neighbours_table(pairs: pd.DataFrame, settings: NeighbourSettings) -> pd.Dat
     unknown = sorted(set(table["action"]) - set(OUTCOMES))
     if unknown:
         raise ValueError(f"neighbour report: action(s) {unknown} are not one of {list(OUTCOMES)}")
-    columns = [*REPORT_COLUMNS, *[f"overlap_{survey}" for survey in surveys], "linked_by", "action", "detail"]
+    columns = [*REPORT_COLUMNS, *[column for column in ["splits"] if column in table.columns],
+               *[f"overlap_{survey}" for survey in surveys], "linked_by", "action", "detail"]
     return table[columns]
 
 

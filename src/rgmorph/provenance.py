@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rgmorph.files import sha256_file, write_json_atomic
+from rgmorph.files import sha256_file, sha256_path, write_json_atomic
 
 SCHEMA = "rgmorph-provenance/2"
 SIDECAR_SUFFIX = ".prov.json"
@@ -38,7 +38,7 @@ def sidecar_path(path: str | Path) -> Path:
 
 def input_entries(inputs: Mapping) -> list[dict]:
     """[{role, path, sha256}] of the files in ``inputs`` ({role: path, list of paths or None})."""
-    return [{"role": role, "path": str(path), "sha256": sha256_file(path)}
+    return [{"role": role, "path": str(path), "sha256": sha256_path(path)}
             for role, paths in inputs.items()
             for path in ([paths] if isinstance(paths, (str, Path)) else paths or [])]
 
@@ -176,7 +176,7 @@ def trace(path: str | Path, recorded_sha256: str | None = None, role: str | None
     if not location.exists():
         return {**node, "kind": "missing", "status": "missing", "sha256": None, "source": None, "info": {},
                 "children": []}
-    actual = sha256_file(location)
+    actual = sha256_path(location)
     node.update(sha256=actual, status=_status(actual, recorded_sha256))
     key = str(location.resolve())
     if key in seen:

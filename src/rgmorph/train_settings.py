@@ -59,6 +59,7 @@ class TrainSettings:
     lr_schedule: str
     label_smoothing: float
     class_balance: str  # 'none', 'loss' or 'sampling'
+    validation: str  # 'holdout' (of the training split) or 'catalogue' (its own split)
     validation_fraction: float
     validation_seed: int
     selection_metric: str

@@ -4,6 +4,7 @@ its training part. Both the networks (``rgmorph.train``) and the Gabor + SVM est
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import torch
 from rgmorph.dataset import load_dataset
 from rgmorph.files import sha256_file
 from rgmorph.train_settings import TrainSettings
+
+log = logging.getLogger(__name__)
 
 
 def validation_split(labels: np.ndarray, candidates: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +28,22 @@ def validation_split(labels: np.ndarray, candidates: np.ndarray, fraction: float
     validation = np.sort(np.array(validation, dtype=np.int64))
     fit = np.setdiff1d(candidates, validation)
     return fit, validation
+
+
+def fit_and_validation(dataset: dict, settings: TrainSettings, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) indices: ``train.validation`` 'holdout' splits the training split, 'catalogue' fits on
+    all of it and selects on the catalogue's own validation split."""
+    candidates = np.flatnonzero(dataset["split"] == "train")
+    own = np.flatnonzero(dataset["split"] == "validation")
+    if settings.validation == "catalogue":
+        if not len(own):
+            raise ValueError(f"{path}: train.validation is 'catalogue', but no source is in the validation split "
+                             "(catalogue split values valid, val or validation); set train.validation: holdout")
+        return candidates, own
+    if len(own):
+        log.info("%s: %d sources of the catalogue's validation split are not used (train.validation: holdout)",
+                 path, len(own))
+    return validation_split(dataset["labels"], candidates, settings.validation_fraction, settings.validation_seed)
 
 
 @dataclass
@@ -40,9 +59,7 @@ class TrainingData:
     @classmethod
     def load(cls, path: str | Path, settings: TrainSettings) -> TrainingData:
         dataset = load_dataset(path)
-        candidates = np.flatnonzero(dataset["split"] == "train")
-        fit, validation = validation_split(dataset["labels"], candidates, settings.validation_fraction,
-                                           settings.validation_seed)
+        fit, validation = fit_and_validation(dataset, settings, path)
         return cls(Path(path), dataset, sha256_file(path), fit, validation)
 
     @property

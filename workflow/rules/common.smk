@@ -16,6 +16,7 @@ config_check.raise_if_any(
     config_check.schema_problems(config, workflow.source_path("../schemas/config.schema.yaml")), "config"
 )
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+config_check.fill_folder_defaults(config)  # an image-folder catalogue: fetch.file_columns default to its 'file'
 
 RESULTS = config["results_dir"]
 SURVEYS = list(config["surveys"])
@@ -45,6 +46,7 @@ def check_names():
     problems = config_check.results_dir_problems(RESULTS)
     problems += config_check.model_problems(MODELS, models.variants())
     problems += config_check.transfer_problems(config["transfer"], models.variants(), models.available())
+    problems += config_check.position_problems(config)
     # The mirror matters only while some survey still has to be fetched.
     if not all(os.path.exists(layout.manifest(RESULTS, survey)) for survey in SURVEYS):
         problems += config_check.mirror_problems(config)
