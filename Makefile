@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits
+.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits models
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ splits: $(STAMP)
 referee-transfer: $(STAMP)
 	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
 	$(BIN)/snakemake --report results/cleaned/report.html $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
+
+# The shipped pretrained models (resources/models, rgmorph.shipped) regenerated from their studies' results
+# (resources/models/models.yaml says which): run after re-running a study, then commit resources/models
+models: $(STAMP)
+	$(BIN)/rgmorph models export
 
 # Pull the published run from the DVC remote and remake its figures (no fetching, no training)
 pull: $(STAMP)

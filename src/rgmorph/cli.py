@@ -1,5 +1,6 @@
 """The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from; ``rgmorph classify
-CSV`` classifies an unlabelled catalogue with a trained study's models (docs/classify.md);
+CSV`` classifies an unlabelled catalogue with the shipped models or a trained study's (docs/classify.md);
+``rgmorph models`` lists the shipped models; ``rgmorph catalogue from-folders`` writes a catalogue of an image folder;
 ``rgmorph cleaning-effect`` and ``rgmorph compare-choices`` tabulate results across studies (README).
 
     rgmorph trace results/figures/roc_curves.png
@@ -89,13 +90,42 @@ def _trace(arguments) -> int:
 
 
 CLASSIFY_EPILOG = """\
-example (the MiraBest study's five tang2019 seeds on your own CSV with columns name, ra, dec):
-  rgmorph classify my_sources.csv --study results/mirabest --model tang2019 --survey FIRST \\
-      --seeds 0 1 2 3 4 --mirror ../shared/mirabest/skyview-mirror --output results/my_sources
-  (--skyview instead of --mirror fetches the cutouts from NASA SkyView). It writes the config
-  <output>/classify.yaml, runs snakemake with it and prints where the table landed:
+examples (a CSV with columns name, ra, dec):
+  rgmorph classify my_sources.csv --survey FIRST
+      the shipped FRDEEP FIRST models (rgmorph models lists them), cutouts from NASA SkyView
+  rgmorph classify my_sources.csv --models mirabest-first-tang2019 --mirror ../shared/mirabest/skyview-mirror
+  rgmorph classify my_sources.csv --study results/mirabest --model tang2019 --seeds 0 1 2 3 4 \\
+      --mirror ../shared/mirabest/skyview-mirror --output results/my_sources
+      a study trained here instead of shipped models
+  It writes the config <output>/classify.yaml, runs snakemake with it and prints where the table landed:
   <output>/classify/classifications.csv (columns: docs/classify.md). Rerunning the same command
   resumes: finished shards are not redone. Arguments after '--' go to snakemake (e.g. -- -n)."""
+
+
+def _classify_models(arguments) -> tuple[dict, dict, dict | None]:
+    """(classify.study, classify.survey, classify.preprocess or None) for a study trained here (--study) or a
+    shipped model (--models, by default the one for --survey), whose card says what its images must be."""
+    survey = {"skyview_name": arguments.skyview_name or "VLA FIRST (1.4 GHz)", "pixels": arguments.pixels or 150}
+    survey_name = arguments.survey or "FIRST"
+    if arguments.study:
+        return ({"results_dir": arguments.study, "survey": survey_name, "model": arguments.model or "tang2019",
+                 "seeds": arguments.seeds or [0, 1, 2, 3, 4]}, survey, None)
+    from rgmorph import shipped
+
+    model = shipped.ShippedModel.load(arguments.models or shipped.default_for(survey_name)).verified()
+    card = model.card
+    given = {"--model": arguments.model, "--seeds": arguments.seeds, "--pixels": arguments.pixels,
+             "--skyview-name": arguments.skyview_name}
+    ignored = [flag for flag, value in given.items() if value is not None]
+    if arguments.survey not in (None, card["survey"]):
+        ignored.append(f"--survey {arguments.survey}")
+    if ignored:
+        raise shipped.ShippedModelError(
+            f"{', '.join(ignored)}: the shipped model {model.name} fixes its survey "
+            f"({card['survey']}), variant, seeds and cutouts (its card); use --study for other choices")
+    print(f"shipped model {model.name}: {card['title']}", file=sys.stderr)
+    return ({"models": str(model.folder), "survey": card["survey"], "model": card["model"], "seeds": card["seeds"]},
+            {"skyview_name": card["skyview_name"], "pixels": card["pixels"]}, card["preprocess"])
 
 
 def _classify(arguments) -> int:
@@ -104,22 +134,25 @@ def _classify(arguments) -> int:
 
     import yaml
 
-    output = Path(arguments.output)
-    fetch = {"source": "skyview" if arguments.skyview else "mirror", "on_failure": "exclude"}
+    from rgmorph.shipped import ShippedModelError
+
+    try:
+        study, survey, preprocess = _classify_models(arguments)
+    except ShippedModelError as exc:
+        print(f"rgmorph classify: {exc}", file=sys.stderr)
+        return 2
+    output = Path(arguments.output or f"results/classify/{Path(arguments.catalogue).stem}")
+    fetch = {"source": "mirror" if arguments.mirror else "skyview", "on_failure": "exclude"}
     if arguments.mirror:
         fetch["mirror_dir"] = arguments.mirror
-    elif not arguments.skyview:
-        print("rgmorph classify: give --mirror DIR or --skyview", file=sys.stderr)
-        return 2
     config = {"classify": {
         "catalogue": {"path": str(arguments.catalogue),
                       "columns": {"name": arguments.name_column, "ra": arguments.ra_column,
                                   "dec": arguments.dec_column}},
-        "study": {"results_dir": arguments.study, "survey": arguments.survey, "model": arguments.model,
-                  "seeds": arguments.seeds},
-        "results_dir": str(output), "shard_size": arguments.shard_size, "fetch": fetch,
-        "survey": {"skyview_name": arguments.skyview_name, "pixels": arguments.pixels},
-        "threads": arguments.threads}}
+        "study": study, "results_dir": str(output), "shard_size": arguments.shard_size, "fetch": fetch,
+        "survey": survey, "threads": arguments.threads}}
+    if preprocess is not None:
+        config["classify"]["preprocess"] = preprocess
     if arguments.carry is not None:
         config["classify"]["catalogue"]["carry"] = arguments.carry
     output.mkdir(parents=True, exist_ok=True)
@@ -133,6 +166,34 @@ def _classify(arguments) -> int:
     if result.returncode == 0:
         print(f"classifications: {output / 'classify' / 'classifications.csv'}")
     return result.returncode
+
+
+def _add_models_command(commands) -> None:
+    models = commands.add_parser("models", help="the pretrained models shipped with the project",
+                                 description="List the shipped models (resources/models) and check each file's "
+                                             "sha256 against its card, or regenerate them from their studies.")
+    models.add_argument("action", nargs="?", choices=["list", "export"], default="list",
+                        help="list (default), or export: rebuild resources/models/<name> from its study's results")
+    models.add_argument("names", nargs="*", help="export only these (default: every one in models.yaml)")
+
+
+def _models_command(arguments) -> int:
+    from rgmorph import shipped
+
+    if arguments.action == "export":
+        for name in arguments.names or list(shipped.registry()):
+            model = shipped.export(name)
+            print(f"exported {model.name}: {model.folder} ({len(model.card['files'])} checkpoints, "
+                  f"OOD threshold {model.card['ood']['threshold']:.4f})")
+        return 0
+    models = shipped.available()
+    if not models:
+        print("no shipped models in resources/models; `rgmorph models export` makes them from trained studies")
+        return 1
+    print(shipped.listing(models).to_string(index=False))
+    problems = [problem for model in models for problem in model.problems()]
+    print("\n".join(problems) if problems else "every file matches the sha256 of its card")
+    return 1 if problems else 0
 
 
 def _add_table_commands(commands) -> None:
@@ -224,14 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--carry", nargs="*", default=None, help="columns to copy into the table (default: all)")
     where = classify.add_mutually_exclusive_group()
     where.add_argument("--mirror", help="SkyView mirror directory (index.csv + <survey>/*.fits.gz)")
-    where.add_argument("--skyview", action="store_true", help="fetch cutouts from NASA SkyView (astroquery)")
-    classify.add_argument("--study", required=True, help="the trained study's results_dir, e.g. results/mirabest")
-    classify.add_argument("--model", default="tang2019", help="model variant (default: tang2019)")
-    classify.add_argument("--survey", default="FIRST", help="survey the models were trained on (default: FIRST)")
-    classify.add_argument("--skyview-name", default="VLA FIRST (1.4 GHz)", help="SkyView's name of that survey")
-    classify.add_argument("--pixels", type=int, default=150, help="cutout side in pixels (default: 150)")
-    classify.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0-4)")
-    classify.add_argument("--output", required=True, help="output directory; the table is "
+    where.add_argument("--skyview", action="store_true", help="fetch cutouts from NASA SkyView (astroquery; the default)")
+    trained = classify.add_mutually_exclusive_group()
+    trained.add_argument("--models", help="a shipped model (rgmorph models lists them; default: the one for --survey)")
+    trained.add_argument("--study", help="a study trained here instead: its results_dir, e.g. results/mirabest")
+    classify.add_argument("--model", default=None, help="with --study: the model variant (default: tang2019)")
+    classify.add_argument("--survey", default=None, help="survey of the images (default: FIRST)")
+    classify.add_argument("--skyview-name", default=None,
+                          help="with --study: SkyView's name of the survey (default: VLA FIRST (1.4 GHz))")
+    classify.add_argument("--pixels", type=int, default=None, help="with --study: cutout side in pixels (default: 150)")
+    classify.add_argument("--seeds", type=int, nargs="+", default=None, help="with --study: seeds (default: 0-4)")
+    classify.add_argument("--output", default=None, help="output directory (default: results/classify/<CSV name>); "
+                                                         "the table is "
                                                           "<output>/classify/classifications.csv")
     classify.add_argument("--shard-size", type=int, default=500, help="sources per shard (default: 500)")
     classify.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2)")
@@ -239,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     classify.set_defaults(snakemake_args=[])
     _add_table_commands(commands)
     _add_catalogue_commands(commands)
+    _add_models_command(commands)
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
     if argv[:1] == ["classify"] and "--" in argv:  # rgmorph classify ... -- <further snakemake arguments>
@@ -251,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return _classify(arguments)
     if arguments.command == "catalogue":
         return _catalogue_command(arguments)
+    if arguments.command == "models":
+        return _models_command(arguments)
     return _table_command(arguments)
 
 

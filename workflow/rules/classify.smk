@@ -1,5 +1,6 @@
 # Classify study: an unlabelled catalogue -> per-source class probabilities (mean and std over seeds),
-# predictive entropy and an energy-score OOD flag, from the checkpoints of a study trained here.
+# predictive entropy and an energy-score OOD flag, from the checkpoints of a study trained here or of a
+# shipped model (classify.study.models: resources/models/<name>, whose card gives the OOD threshold).
 # Included by the Snakefile instead of the training rules when the config has a top-level 'classify' key.
 # The catalogue is cut into shards of classify.shard_size rows at parse time; each shard runs
 # fetch -> preprocess -> classify as its own jobs under <results_dir>/classify/shards/<k>/ (every file
@@ -11,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from rgmorph import classify as classify_lib
-from rgmorph import layout
+from rgmorph import layout, shipped
 
 min_version("9.0")
 
@@ -20,6 +21,15 @@ validate(config, schema="../schemas/classify.schema.yaml", set_default=True)
 
 CLASSIFY = config["classify"]
 STUDY = CLASSIFY["study"]
+SHIPPED = shipped.ShippedModel.load(STUDY["models"]).verified() if STUDY.get("models") else None
+if SHIPPED:
+    # the card fixes what the models were trained on; the classify section's own values would not match it
+    STUDY.update(survey=SHIPPED.card["survey"], model=SHIPPED.card["model"], seeds=SHIPPED.card["seeds"])
+    CLASSIFY["survey"].update(skyview_name=SHIPPED.card["skyview_name"], pixels=SHIPPED.card["pixels"])
+    CLASSIFY["preprocess"] = SHIPPED.card["preprocess"]
+    if not CLASSIFY["results_dir"] or "check" in CLASSIFY:
+        raise WorkflowError("with classify.study.models (a shipped model) set classify.results_dir, and leave out "
+                            "classify.check (it needs the training study's results)")
 CLASSIFY_OUT = layout.classify(CLASSIFY["results_dir"] or STUDY["results_dir"])
 SHARD_DIR = f"{CLASSIFY_OUT}/shards/{{shard}}"
 if not os.path.isfile(CLASSIFY["catalogue"]["path"]):
@@ -28,7 +38,8 @@ SHARDS = list(range(classify_lib.shard_count(classify_lib.catalogue_rows(CLASSIF
                                              CLASSIFY["shard_size"])))
 # what the Snakefile's classify_all (the default target of a classify study) asks for
 CLASSIFY_OUTPUTS = [f"{CLASSIFY_OUT}/classifications.csv", f"{CLASSIFY_OUT}/summary.json"]
-CHECKPOINTS = classify_lib.checkpoint_paths(STUDY["results_dir"], STUDY["survey"], STUDY["model"], STUDY["seeds"])
+CHECKPOINTS = (SHIPPED.checkpoint_paths() if SHIPPED else
+               classify_lib.checkpoint_paths(STUDY["results_dir"], STUDY["survey"], STUDY["model"], STUDY["seeds"]))
 
 
 wildcard_constraints:
@@ -98,24 +109,40 @@ rule classify_preprocess:
         "../scripts/classify_preprocess.py"
 
 
-rule classify_threshold:
-    input:
-        checkpoints=CHECKPOINTS,
-        dataset=f"{STUDY['results_dir']}/datasets/{STUDY['survey']}.npz",
-    output:
-        threshold=f"{CLASSIFY_OUT}/ood_threshold.json",
-        energies=f"{CLASSIFY_OUT}/validation_energies.csv",
-    params:
-        percentile=CLASSIFY["ood"]["percentile"],
-        batch_size=CLASSIFY["batch_size"],
-        device=CLASSIFY["device"],
-    threads: CLASSIFY["threads"]
-    log:
-        f"{CLASSIFY_OUT}/logs/threshold.log",
-    conda:
-        "../../envs/rgmorph.yaml"
-    script:
-        "../scripts/classify_threshold.py"
+if SHIPPED:
+
+    rule classify_shipped_threshold:
+        input:
+            card=f"{SHIPPED.folder}/{shipped.CARD}",
+        output:
+            threshold=f"{CLASSIFY_OUT}/ood_threshold.json",
+        log:
+            f"{CLASSIFY_OUT}/logs/threshold.log",
+        conda:
+            "../../envs/rgmorph.yaml"
+        script:
+            "../scripts/classify_shipped_threshold.py"
+
+else:
+
+    rule classify_threshold:
+        input:
+            checkpoints=CHECKPOINTS,
+            dataset=f"{STUDY['results_dir']}/datasets/{STUDY['survey']}.npz",
+        output:
+            threshold=f"{CLASSIFY_OUT}/ood_threshold.json",
+            energies=f"{CLASSIFY_OUT}/validation_energies.csv",
+        params:
+            percentile=CLASSIFY["ood"]["percentile"],
+            batch_size=CLASSIFY["batch_size"],
+            device=CLASSIFY["device"],
+        threads: CLASSIFY["threads"]
+        log:
+            f"{CLASSIFY_OUT}/logs/threshold.log",
+        conda:
+            "../../envs/rgmorph.yaml"
+        script:
+            "../scripts/classify_threshold.py"
 
 
 rule classify_shard:
