@@ -259,18 +259,7 @@ def _table_command(arguments) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rgmorph", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"rgmorph {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    trace = commands.add_parser("trace", help="print the provenance chain of an output file",
-                                description="Print figure/table -> metrics -> model -> dataset -> cutouts + catalogue "
-                                            "rows for an output, checking every recorded sha256.")
-    trace.add_argument("files", nargs="+", help="output file(s): figure, table, metrics, checkpoint, dataset")
-    trace.add_argument("--json", action="store_true", help="print the chain as JSON")
-    trace.add_argument("--limit", type=int, default=None, help="list at most this many cutouts and catalogue rows "
-                                                                 "per dataset (default: all)")
-    trace.add_argument("--no-verify", action="store_true", help="do not re-hash the raw cutout files")
+def _add_classify_command(commands) -> None:
     classify = commands.add_parser(
         "classify", help="classify an unlabelled catalogue (CSV) with a trained study's models",
         description="Classify the sources of a CSV (name, ra, dec; other columns carried through) with every "
@@ -302,6 +291,21 @@ def main(argv: list[str] | None = None) -> int:
     classify.add_argument("--cores", type=int, default=2, help="snakemake --cores (default: 2)")
     classify.add_argument("--threads", type=int, default=1, help="torch threads per classify job (default: 1)")
     classify.set_defaults(snakemake_args=[])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rgmorph", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"rgmorph {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    trace = commands.add_parser("trace", help="print the provenance chain of an output file",
+                                description="Print figure/table -> metrics -> model -> dataset -> cutouts + catalogue "
+                                            "rows for an output, checking every recorded sha256.")
+    trace.add_argument("files", nargs="+", help="output file(s): figure, table, metrics, checkpoint, dataset")
+    trace.add_argument("--json", action="store_true", help="print the chain as JSON")
+    trace.add_argument("--limit", type=int, default=None, help="list at most this many cutouts and catalogue rows "
+                                                                 "per dataset (default: all)")
+    trace.add_argument("--no-verify", action="store_true", help="do not re-hash the raw cutout files")
+    _add_classify_command(commands)
     _add_table_commands(commands)
     _add_catalogue_commands(commands)
     _add_models_command(commands)
