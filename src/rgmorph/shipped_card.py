@@ -15,10 +15,11 @@ from rgmorph.dataset import load_dataset
 from rgmorph.files import sha256_file, write_bytes_atomic
 
 REPO = Path(__file__).resolve().parents[2]
-CARD_METRICS = ("accuracy", "auroc", "ece", "macro_f1", "tpr0", "tpr10")
+# the test numbers a card quotes (per class where the table has them: recall_FRI, tpr10_FRII, ...)
+CARD_METRICS = ("accuracy", "auroc", "macro", "ece", "recall", "tpr0", "tpr10")
 
 
-def test_metrics(path: Path, survey: str, model: str) -> dict:
+def card_test_metrics(path: Path, survey: str, model: str) -> dict:
     """Mean, std over seeds and 95% interval over test sources of each card metric, from a study's
     tables/summary.csv (its scratch row) or a published metrics/summary.json ({survey: {model: ...}})."""
     if path.suffix == ".json":
@@ -32,10 +33,11 @@ def test_metrics(path: Path, survey: str, model: str) -> dict:
             raise ValueError(f"{path}: {len(table)} scratch rows for {model} on {survey}, expected 1")
         row = table.iloc[0].to_dict()
     found = {"n_test": int(row["n_test"])}
-    for metric in CARD_METRICS:
-        if f"{metric}_mean" in row and not _missing(row[f"{metric}_mean"]):
-            found[metric] = {part: round(float(row[f"{metric}_{part}"]), 4) for part in ("mean", "std", "ci_low", "ci_high")
-                             if f"{metric}_{part}" in row and not _missing(row[f"{metric}_{part}"])}
+    metrics = [key[:-len("_mean")] for key in row if key.endswith("_mean") and not _missing(row[key])
+               and key.split("_")[0] in CARD_METRICS and "seed" not in key]
+    for metric in sorted(metrics, key=lambda name: (CARD_METRICS.index(name.split("_")[0]), name)):
+        found[metric] = {part: round(float(row[f"{metric}_{part}"]), 4) for part in ("mean", "std", "ci_low", "ci_high")
+                         if f"{metric}_{part}" in row and not _missing(row[f"{metric}_{part}"])}
     return found
 
 
@@ -83,7 +85,7 @@ def build_card(name: str, entry: dict, config: dict) -> tuple[dict, dict[str, st
         "files": {file_name: sha256_file(path) for file_name, path in files.items()},
         "ood": {key: ood[key] for key in ("method", "percentile", "threshold", "validation_sources",
                                           "flagged_fraction_on_validation")},
-        "test_metrics": test_metrics(REPO / entry["metrics"], survey, model),
+        "test_metrics": card_test_metrics(REPO / entry["metrics"], survey, model),
         "training": _training(config, dataset, checkpoints),
         "study": {"configs": entry["configs"], "results_dir": results, "metrics": entry["metrics"]},
         **{key: entry[key] for key in ("title", "training_data", "intended_use", "failure_cases", "references")},
