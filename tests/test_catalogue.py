@@ -271,3 +271,20 @@ def test_mirabest_config_plans_first_jobs_only():
     plan = result.stdout + result.stderr
     assert "FIRST" in plan and "NVSS" not in plan and "train_transfer" not in plan
     assert "results/mirabest/catalogue/sources.csv" in plan
+
+
+@pytest.mark.parametrize("written", ["valid", "val", "Validation"])
+def test_a_datasets_own_validation_split_is_read_as_validation(tmp_path, written):
+    path = _write(tmp_path, [*GOOD_ROWS, f"E,50.0,5.0,FRI,{written}", f"F,60.0,6.0,FRII,{written}"])
+    sources = read_catalogue(path, CatalogueSpec(class_names=CLASS_NAMES))
+    assert list(sources.set_index("name").loc[["E", "F"], "split"]) == ["validation", "validation"]
+
+
+def test_neighbour_check_covers_validation_pairs_and_drops_the_member_nearer_test():
+    # S0 train / S1 validation 10" apart; S2 validation / S3 test 10" apart; S4 alone
+    sources = _planted(["train", "validation", "validation", "test", "test"], [0, 10, 2000, 2010, 5000])
+    kept, report = resolve_neighbours(sources, NeighbourSettings(30.0, None, "drop_test"), {})
+    assert list(zip(report["train_name"], report["test_name"], report["splits"])) == [
+        ("S0", "S1", "train/validation"), ("S2", "S3", "validation/test")]
+    assert list(kept["name"]) == ["S0", "S2", "S4"]
+    assert list(report["action"]) == ["dropped S1 (validation)", "dropped S3 (test)"]

@@ -76,3 +76,17 @@ def test_training_learns_an_easy_contrast(trained):
     history = pd.read_csv(folder / "history.csv")
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert history["val_accuracy"].max() >= 0.9
+
+
+def test_train_validation_catalogue_selects_on_the_datasets_own_validation_split():
+    from rgmorph.training_data import fit_and_validation
+
+    split = np.array(["train"] * 6 + ["validation"] * 3 + ["test"] * 2)
+    dataset = {"split": split, "labels": np.array([0, 1] * 5 + [0])}
+    fit, validation = fit_and_validation(dataset, TrainSettings(validation="catalogue"), "own.npz")
+    assert list(fit) == list(range(6)) and list(validation) == [6, 7, 8]
+    fit, validation = fit_and_validation(dataset, TrainSettings(validation="holdout", validation_fraction=0.4), "own.npz")
+    assert set(fit) | set(validation) == set(range(6)) and not set(fit) & set(validation)
+    with pytest.raises(ValueError, match="own.npz: train.validation is 'catalogue', but no source is in the validation"):
+        fit_and_validation({**dataset, "split": np.where(split == "validation", "train", split)},
+                           TrainSettings(validation="catalogue"), "own.npz")
