@@ -103,11 +103,14 @@ def test_export_regenerates_a_model_folder_from_a_study(tmp_path):
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
     text = {key: f"{key} of the tiny study" for key in ("title", "training_data", "intended_use")}
     entry = {**text, "configs": [str(tmp_path / "study.yaml")], "survey": "FIRST", "model": "tang2019",
-             "metrics": str(tree["summary"]), "failure_cases": ["synthetic images"], "references": ["none"]}
+             "failure_cases": ["synthetic images"], "references": ["none"]}
     (tmp_path / "models.yaml").write_text(yaml.safe_dump({"models": {"tiny": entry}}))
     model = shipped.export("tiny", tmp_path / "models.yaml", tmp_path / "models")
+    # scored afresh on the shipped files, as the study's own evaluate and summarise steps scored them
     summary = pd.read_csv(tree["summary"]).query("survey == 'FIRST'").iloc[0]
-    assert model.card["test_metrics"]["accuracy"]["mean"] == pytest.approx(summary["accuracy_mean"], abs=1e-4)
+    for metric in ("accuracy", "auroc"):
+        for part in ("mean", "std", "ci_low", "ci_high"):
+            assert model.card["test_metrics"][metric][part] == pytest.approx(summary[f"{metric}_{part}"], abs=1e-4)
     assert sorted(model.card["files"]) == [f"seed{seed}.pt" for seed in tiny_results.SEEDS]
     assert model.card["ood"]["validation_sources"] > 0
     # a second export replaces the folder whole: nothing stale is left beside it

@@ -11,7 +11,9 @@ import pandas as pd
 from rgmorph.dataset import load_dataset
 from rgmorph.evaluate import read_predictions
 from rgmorph.figures.runs import variant_from_path
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image
+from rgmorph.figures.style import (
+    DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, label_width, save_figure, show_image, wrap_label,
+)
 
 
 def confident_errors(prediction_paths: list[str | Path], class_names: list[str]) -> pd.DataFrame:
@@ -36,6 +38,17 @@ def _probability_text(item, class_names) -> str:
     return f"P({item['class_name']}) = {item['p_true']:.2f}"
 
 
+def _title(item, class_names, panel_in: float) -> str:
+    """Source name (at most two lines), true class and probability (one line if they fit), seeds wrong."""
+    prose, name = label_width(panel_in, 6, 24, em=0.5), label_width(panel_in, 6, 20)
+    truth, probability = f"true {item['class_name']}", _probability_text(item, class_names)
+    verdict = f"{truth}, {probability}"
+    if len(verdict) > prose:
+        verdict = f"{wrap_label(truth, prose)},\n{wrap_label(probability, prose)}"
+    return (f"{wrap_label(str(item['name']), name, 2)}\n{verdict}\n"
+            f"wrong in {int(item['wrong'])}/{int(item['seeds'])} seeds")
+
+
 def plot_confident_errors(prediction_paths: list[str | Path], dataset_paths: list[str | Path], stem: str | Path,
                           per_survey: int = 6) -> None:
     datasets = {}
@@ -49,24 +62,25 @@ def plot_confident_errors(prediction_paths: list[str | Path], dataset_paths: lis
         model = variant.model
         by_survey.setdefault(variant.survey, []).append(path)
     surveys = [survey for survey in datasets if survey in by_survey]
-    figure, axes = plt.subplots(len(surveys), per_survey,
-                                figsize=(DOUBLE_COLUMN_IN, (DOUBLE_COLUMN_IN / per_survey + 0.55) * len(surveys) + 0.3),
+    errors = {survey: confident_errors(by_survey[survey], datasets[survey]["class_names"]) for survey in surveys}
+    panel = DOUBLE_COLUMN_IN / per_survey - 0.15  # less the row label and the gaps
+    titles = {survey: [_title(item, datasets[survey]["class_names"], panel)
+                       for _, item in errors[survey].head(per_survey).iterrows()] for survey in surveys}
+    lines = max((title.count("\n") + 1 for shown in titles.values() for title in shown), default=3)
+    row_height = DOUBLE_COLUMN_IN / per_survey + 0.55 + 0.1 * max(lines - 3, 0)  # room for each title line
+    figure, axes = plt.subplots(len(surveys), per_survey, figsize=(DOUBLE_COLUMN_IN, row_height * len(surveys) + 0.3),
                                 squeeze=False, constrained_layout=True)
     for row, survey in enumerate(surveys):
         dataset = datasets[survey]
-        errors = confident_errors(by_survey[survey], dataset["class_names"])
         position = {str(name): index for index, name in enumerate(dataset["names"])}
         for column in range(per_survey):
             axis = axes[row, column]
-            if column >= len(errors):
+            if column >= len(titles[survey]):
                 empty_state(axis, "no further\nmisclassified\nsources" if column else "no misclassified\nsources")
                 continue
-            item = errors.iloc[column]
-            index = position[str(item["name"])]
+            index = position[str(errors[survey].iloc[column]["name"])]
             show_image(axis, dataset["images"][index], extent=field_extent_arcmin(dataset, index), ticks=False)
-            axis.set_title(f"{short_name(str(item['name']))}\ntrue {item['class_name']}, "
-                           f"{_probability_text(item, dataset['class_names'])}\n"
-                           f"wrong in {int(item['wrong'])}/{int(item['seeds'])} seeds", fontsize=6)
+            axis.set_title(titles[survey][column], fontsize=6)
         extent = field_extent_arcmin(dataset, 0)
         axes[row, 0].set_ylabel(f"{survey}\n{extent[1] * 2:.1f} arcmin field", fontsize=7)
     seeds = max((len(paths) for paths in by_survey.values()), default=0)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from rgmorph.confounds import ALL
 from rgmorph.evaluate import GROUP_COLUMNS, group_columns
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, empty_state, save_figure, wrap_label
 from rgmorph.layout import Variant
 
 PANELS = [("parent_catalogue", "parent catalogue"), ("redshift", "redshift bin, z (dimensionless)")]
@@ -28,7 +28,7 @@ def variant_label(row) -> str:
 
 def _tick_label(group: str, row: pd.Series, class_columns: list[str]) -> str:
     shown = group.replace(", inf)", ", \u221e)")
-    mix = "\n".join(f"{column[2:]} {int(row[column])}" for column in class_columns)
+    mix = "\n".join(wrap_label(f"{column[2:]} {int(row[column])}", 16) for column in class_columns)
     return f"{shown}\nn = {int(row['n_sources'])}\n{mix}"
 
 
@@ -43,8 +43,11 @@ def plot_confounds(table: str | Path | pd.DataFrame, stem: str | Path) -> None:
     shown = variants.head(MAX_VARIANTS)
     class_columns = [c for c in table.columns if c.startswith("n_") and c != "n_sources"]
 
-    figure, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 3.0), constrained_layout=True,
-                                gridspec_kw={"width_ratios": [2, 3]})
+    # a tick label has a line for the group, its size and each class: taller past the two-class four lines,
+    # so that the axes keep their height
+    lines = 2 + sum(wrap_label(f"{column[2:]} 000", 16).count("\n") + 1 for column in class_columns)
+    figure, axes = plt.subplots(1, 2, figsize=(DOUBLE_COLUMN_IN, 3.0 + 0.11 * max(lines - 4, 0)),
+                                constrained_layout=True, gridspec_kw={"width_ratios": [2, 3]})
     width = 0.6 / max(len(shown), 1)
     for axis, (grouping, xlabel) in zip(axes, PANELS):
         rows = overall[overall["grouping"] == grouping]

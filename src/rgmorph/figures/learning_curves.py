@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rgmorph.figures.runs import group_paths
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure, wrap_label
 
 
 def plot_learning_curves(history_paths: list[str | Path], stem: str | Path) -> None:
@@ -26,7 +26,8 @@ def plot_learning_curves(history_paths: list[str | Path], stem: str | Path) -> N
                 values = np.stack([history[f"{part}_{metric}"].to_numpy()[:epochs] for history in histories])
                 mean, std = values.mean(0), values.std(0)
                 axis.plot(x, mean, color=colour, label={"train": "training", "val": "validation"}[part],
-                          linestyle="-" if part == "train" else "--")
+                          linestyle="-" if part == "train" else "--", marker="o" if epochs == 1 else None,
+                          markersize=4)  # one epoch (an SVM) draws no line: a marker shows the value
                 axis.fill_between(x, mean - std, mean + std, color=colour, alpha=0.25, linewidth=0)
             best = [int(history.loc[history["best"].astype(bool), "epoch"].max()) for history in histories
                     if "best" in history and history["best"].astype(bool).any()]
@@ -34,7 +35,8 @@ def plot_learning_curves(history_paths: list[str | Path], stem: str | Path) -> N
                 axis.axvline(epoch, color="grey", linewidth=0.6, linestyle=":")
             axis.set_xlabel("epoch")
             axis.set_ylabel("cross-entropy loss" if metric == "loss" else "accuracy (fraction)")
-            axis.set_title(f"{variant.label} ({len(runs)} seed{'s' if len(runs) != 1 else ''})")
+            # 50 characters fill a half-page panel at 9 pt: the two titles of a long variant stay apart
+            axis.set_title(wrap_label(f"{variant.label} ({len(runs)} seed{'s' if len(runs) != 1 else ''})", 50))
             axis.grid(alpha=0.3)
         axes[row, 0].legend(frameon=False)
     figure.suptitle("Learning curves: mean over seeds, band $\\pm$1 std; dotted: kept (best validation) epoch")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
 from rgmorph.figures.runs import group_reports, grid, row_key
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure, wrap_label
+
+LEGEND_DROP_IN = 0.55  # legend top below the axes: tick labels and a two-line x label
 
 
 def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], grid_points: int = 201) -> tuple[np.ndarray, np.ndarray]:
@@ -53,12 +56,30 @@ def _one_vs_rest_panel(axis, runs) -> None:
             axis.plot(fpr, tpr, color=colour, alpha=0.35 if len(curves) > 1 else 0.9, linewidth=0.8)
         area = np.mean([report[f"auroc_{name}"] for _, report, _ in runs])
         fpr_grid, tpr_mean = mean_roc(curves) if len(curves) > 1 else curves[0]
-        axis.plot(fpr_grid, tpr_mean, color=colour, linewidth=1.6, label=f"{name} vs rest ({area:.3f})")
+        axis.plot(fpr_grid, tpr_mean, color=colour, linewidth=1.6, label=wrap_label(f"{name} vs rest ({area:.3f})", 40))
     axis.set_xlabel("false-positive rate (other classes\ncalled the class)")
     axis.set_ylabel("true-positive rate (the class)")
 
 
-def _panel(axis, variant, runs, positive_class: str | None) -> None:
+def _legend(axis, one_vs_rest: bool) -> None:
+    if not one_vs_rest:
+        axis.legend(frameon=False, loc="lower right", fontsize=6)
+        return
+    # below the x label: one entry per class would cover the curves inside the axes
+    below = matplotlib.transforms.offset_copy(axis.transAxes, fig=axis.figure, y=-LEGEND_DROP_IN, units="inches")
+    axis.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, fontsize=6)
+
+
+def _title(variant, kind: str, areas: list[float], runs, size: float) -> str:
+    std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
+    score = f"{kind} {np.mean(areas):.3f} $\\pm$ {std:.3f}"
+    counts = f"({len(runs)} seeds, {runs[0][1]['n_samples']} test)"
+    # about 18 characters an inch at 8 pt ('$\\pm$' draws as one): the counts go below if the panel is too narrow
+    separator = " " if len(score) + len(counts) - 4 <= size * 18 else "\n"
+    return f"{variant.label}\n{score}{separator}{counts}"
+
+
+def _panel(axis, variant, runs, positive_class: str | None, size: float) -> None:
     one_vs_rest = "roc_curves" in runs[0][1]
     if one_vs_rest:
         _one_vs_rest_panel(axis, runs)
@@ -66,14 +87,12 @@ def _panel(axis, variant, runs, positive_class: str | None) -> None:
         _binary_panel(axis, runs, positive_class)
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     areas = [report["auroc"] for _, report, _ in runs]
-    std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
     kind = "mean one-vs-rest AUROC" if one_vs_rest else "AUROC"
-    axis.set_title(f"{variant.label}\n{kind} {np.mean(areas):.3f} $\\pm$ {std:.3f} ({len(runs)} seeds, "
-                   f"{runs[0][1]['n_samples']} test)", fontsize=8)
+    axis.set_title(_title(variant, kind, areas, runs, size), fontsize=8)
     axis.set_xlim(-0.02, 1.02)
     axis.set_ylim(-0.02, 1.02)
     axis.set_aspect("equal")
-    axis.legend(frameon=False, loc="lower right", fontsize=6)
+    _legend(axis, one_vs_rest)
     axis.grid(alpha=0.3)
 
 
@@ -86,15 +105,19 @@ def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_
     groups = group_reports(metrics_paths)
     rows, columns = grid(groups)
     size = min(2.8, DOUBLE_COLUMN_IN / max(len(columns), 1))
-    figure, axes = plt.subplots(len(rows), len(columns), figsize=(size * len(columns), size * len(rows) + 0.2),
-                                squeeze=False, constrained_layout=True)
+    # a one-vs-rest panel's legend (a line per class and chance) and second title line below it
+    entries = max((len(runs[0][1]["class_names"]) + 1 for runs in groups.values() if "roc_curves" in runs[0][1]),
+                  default=0)
+    extra = 0.13 * entries + 0.25 if entries else 0.0
+    figure, axes = plt.subplots(len(rows), len(columns), squeeze=False, constrained_layout=True,
+                                figsize=(size * len(columns), (size + extra) * len(rows) + 0.2))
     for axis in axes.flat:
         axis.set_visible(False)
     one_vs_rest, names = False, ["FRI", "FRII"]
     for variant, runs in groups.items():
         axis = axes[rows.index(row_key(variant)), columns.index(variant.survey)]
         axis.set_visible(True)
-        _panel(axis, variant, runs, positive_class)
+        _panel(axis, variant, runs, positive_class, size)
         one_vs_rest = one_vs_rest or "roc_curves" in runs[0][1]
         names = runs[0][1].get("class_names", names)
     title = "one-vs-rest per class" if one_vs_rest else f"{positive_class or names[1]} positive"

@@ -21,8 +21,11 @@ import torch
 from rgmorph.dataset import load_dataset
 from rgmorph.evaluate import read_predictions
 from rgmorph.figures.style import (
-    DIVERGING_COLOURMAP, DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, save_figure, short_name, show_image,
+    DIVERGING_COLOURMAP, DOUBLE_COLUMN_IN, empty_state, field_extent_arcmin, label_width, save_figure, show_image,
+    wrap_label,
 )
+
+MAX_COLUMNS = 6  # panels per row; beyond, the correct and the wrong examples take a row pair each
 
 
 def _log_odds(logits: torch.Tensor, target: int) -> torch.Tensor:
@@ -75,58 +78,87 @@ def choose_examples(predictions: pd.DataFrame, class_names: list[str]) -> list[t
     return chosen
 
 
-def plot_saliency(checkpoint_paths: list[str | Path], dataset_paths: list[str | Path],
-                  prediction_paths: list[str | Path], stem: str | Path, patch: int | None = None) -> None:
+def _caption(title: str, row: pd.Series | None, class_names: list[str], panel_in: float) -> str:
+    """Outcome and true class, source name (at most two lines), probability; wrapped to the panel's width."""
+    prose, name = label_width(panel_in, 6, 22, em=0.5), label_width(panel_in, 6, 20)
+    if row is None:
+        return wrap_label(title, prose)
+    predicted_name = class_names[int(row["predicted"])]
+    return (f"{wrap_label(title, prose)}\n{wrap_label(str(row['name']), name, 2)}\n"
+            + wrap_label(f"P({predicted_name}) = {row['probability_' + predicted_name]:.2f}", prose))
+
+
+def _survey_examples(checkpoint_path, dataset_path, prediction_path, patch) -> tuple[str, dict, list[str], list]:
+    """(survey, checkpoint, class names, [(title, prediction row, image, occlusion map, extent)]); all but
+    the title are None where the test split has no such source."""
     from rgmorph.train import load_checkpoint
 
-    panels = []
-    for checkpoint_path, dataset_path, prediction_path in zip(checkpoint_paths, dataset_paths, prediction_paths):
-        model, checkpoint = load_checkpoint(checkpoint_path)
-        dataset = load_dataset(dataset_path)
-        predictions = read_predictions(prediction_path, dataset["class_names"])
-        position = {str(name): index for index, name in enumerate(dataset["names"])}
-        examples = []
-        for title, row in choose_examples(predictions, dataset["class_names"]):
-            if row is None:
-                examples.append((title, None, None, None, None))
-                continue
-            index = position[str(row["name"])]
-            image = dataset["images"][index]
-            target = int(row["predicted"])
-            heat = occlusion_map(model, image, target, patch)
-            predicted_name = dataset["class_names"][target]
-            caption = (f"{title}\n{short_name(str(row['name']), 14)}\n"
-                       f"P({predicted_name}) = {row['probability_' + predicted_name]:.2f}")
-            examples.append((caption, image, heat, field_extent_arcmin(dataset, index), target))
-        panels.append((dataset["survey"], checkpoint, examples))
+    model, checkpoint = load_checkpoint(checkpoint_path)
+    dataset = load_dataset(dataset_path)
+    predictions = read_predictions(prediction_path, dataset["class_names"])
+    position = {str(name): index for index, name in enumerate(dataset["names"])}
+    examples = []
+    for title, row in choose_examples(predictions, dataset["class_names"]):
+        if row is None:
+            examples.append((title, None, None, None, None))
+            continue
+        index = position[str(row["name"])]
+        image = dataset["images"][index]
+        heat = occlusion_map(model, image, int(row["predicted"]), patch)
+        examples.append((title, row, image, heat, field_extent_arcmin(dataset, index)))
+    return dataset["survey"], checkpoint, dataset["class_names"], examples
 
-    columns = max(len(examples) for _, _, examples in panels)
-    figure, axes = plt.subplots(2 * len(panels), columns, figsize=(DOUBLE_COLUMN_IN, 1.95 * 2 * len(panels) + 0.5),
-                                squeeze=False, constrained_layout=True)
-    for p, (survey, checkpoint, examples) in enumerate(panels):
-        # one symmetric scale per survey: the models' sensitivity differs a lot between surveys
-        limit = max([np.abs(e[2]).max() for e in examples if e[2] is not None] + [1e-6])
-        norm = matplotlib.colors.TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
-        mappable = None
-        for column, (caption, image, heat, extent, _) in enumerate(examples):
-            top, bottom = axes[2 * p, column], axes[2 * p + 1, column]
+
+def _draw_survey(figure, axes, first_row: int, survey: str, examples: list) -> None:
+    """The survey's examples, wrapped into row pairs (image above its occlusion map) of ``axes``' width."""
+    columns = axes.shape[1]
+    # one symmetric scale per survey: the models' sensitivity differs a lot between surveys
+    limit = max([np.abs(e[2]).max() for e in examples if e[2] is not None] + [1e-6])
+    norm = matplotlib.colors.TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
+    field = next((f"\n{e[3][1] * 2:.1f} arcmin" for e in examples if e[3] is not None), "")
+    for pair in range(-(-len(examples) // columns)):
+        row, mappable = first_row + 2 * pair, None
+        for column in range(columns):
+            top, bottom = axes[row, column], axes[row + 1, column]
+            k = pair * columns + column
+            if k >= len(examples):
+                top.set_visible(False)
+                bottom.set_visible(False)
+                continue
+            caption, image, heat, extent = examples[k]
+            top.set_title(caption, fontsize=6)
             if image is None:
-                empty_state(top, f"{caption}\n\nnone in the test split")
+                empty_state(top, "none in the\ntest split")
                 empty_state(bottom, "")
                 continue
             show_image(top, image, extent=extent, ticks=False)
-            top.set_title(caption, fontsize=6)
             mappable = bottom.imshow(heat, origin="lower", cmap=DIVERGING_COLOURMAP, norm=norm, extent=extent)
             bottom.contour(image, levels=[0.05], colors="black", linewidths=0.4, origin="lower", extent=extent)
             bottom.set_xticks([])
             bottom.set_yticks([])
-        field = next((f"\n{e[3][1] * 2:.1f} arcmin" for e in examples if e[3] is not None), "")
-        axes[2 * p, 0].set_ylabel(f"{survey}\nimage (sqrt){field}", fontsize=7)
-        axes[2 * p + 1, 0].set_ylabel(f"{survey}\nocclusion map", fontsize=7)
+        axes[row, 0].set_ylabel(f"{survey}\nimage (sqrt){field}", fontsize=7)
+        axes[row + 1, 0].set_ylabel(f"{survey}\nocclusion map", fontsize=7)
         if mappable is not None:
-            bar = figure.colorbar(mappable, ax=axes[2 * p + 1, :], shrink=0.9, aspect=12)
+            bar = figure.colorbar(mappable, ax=axes[row + 1, :], shrink=0.9, aspect=12)
             bar.set_label("drop in log-odds of the\npredicted class if occluded", fontsize=7)
             bar.ax.tick_params(labelsize=6)
+
+
+def plot_saliency(checkpoint_paths: list[str | Path], dataset_paths: list[str | Path],
+                  prediction_paths: list[str | Path], stem: str | Path, patch: int | None = None) -> None:
+    panels = [_survey_examples(*paths, patch) for paths in zip(checkpoint_paths, dataset_paths, prediction_paths)]
+    most = max((len(examples) for *_, examples in panels), default=1)
+    # all examples in one row while they fit; else one class per column
+    columns = most if most <= MAX_COLUMNS else min(-(-most // 2), MAX_COLUMNS)
+    panel = (DOUBLE_COLUMN_IN - 1.5) / columns - 0.08  # the page less the row labels, colour bar and gaps
+    drawn = [(survey, [(_caption(title, row, names, panel), *rest) for title, row, *rest in examples])
+             for survey, _, names, examples in panels]
+    pairs = [-(-len(examples) // columns) for _, examples in drawn]
+    lines = max((caption.count("\n") + 1 for _, examples in drawn for caption, *_ in examples), default=1)
+    figure, axes = plt.subplots(2 * sum(pairs), columns, squeeze=False, constrained_layout=True,
+                                figsize=(DOUBLE_COLUMN_IN, sum(pairs) * (2 * panel + 0.1 * lines + 0.8) + 0.5))
+    for p, (survey, examples) in enumerate(drawn):
+        _draw_survey(figure, axes, 2 * sum(pairs[:p]), survey, examples)
     model_name = panels[0][1]["model_name"] if panels else "?"
     seed = panels[0][1]["seed"] if panels else "?"
     figure.suptitle(f"Occlusion saliency, {model_name} seed {seed}, test split: most confident correct and wrong "

@@ -87,5 +87,38 @@ def empty_state(axis, message: str) -> None:
               transform=axis.transAxes)
 
 
-def short_name(name: str, width: int = 12) -> str:
-    return name.replace(" ", "\n", 1) if len(name) > width else name
+def label_width(panel_in: float, fontsize: float = 6, most: int = 20, em: float = 0.57) -> int:
+    """How many characters of a ``fontsize`` title fit across a panel ``panel_in`` inches wide (at most
+    ``most``): digits, which fill source names, take about 0.57 em each, prose about 0.5."""
+    return max(8, min(most, int(panel_in * 72 / (em * fontsize))))
+
+
+def _wrap_tokens(paragraph: str, width: int) -> list[str]:
+    """Words with their trailing spaces; a word longer than ``width`` split after its '_' and '-' too, so
+    that file-name-like source names wrap."""
+    tokens = []
+    for word in re.findall(r"\S+\s*|\s+", paragraph):
+        tokens += [word] if len(word.rstrip()) <= width else re.findall(r"[^_-]*[_-]+|[^_-]+", word)
+    return tokens
+
+
+def wrap_label(text: str, width: int = 20, max_lines: int | None = None) -> str:
+    """``text`` in lines of at most ``width`` characters (existing line breaks kept); past ``max_lines``
+    lines it is cut, the last line ending in an ellipsis. Panel titles, tick and legend labels use it, so
+    that long class and source names stay within their panel."""
+    lines = []
+    for paragraph in str(text).split("\n"):
+        line = ""
+        for token in _wrap_tokens(paragraph, width):
+            if line and len((line + token).rstrip()) > width:
+                lines.append(line.rstrip())
+                line = ""
+            while len(token.rstrip()) > width:  # no break in sight: cut the word
+                lines.append(token[:width])
+                token = token[width:]
+            line += token
+        lines.append(line.rstrip())
+    if max_lines and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][:width - 1].rstrip() + "\u2026"
+    return "\n".join(lines)

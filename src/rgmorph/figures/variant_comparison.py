@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, SURVEY_COLOURS, empty_state, save_figure
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, SURVEY_COLOURS, empty_state, save_figure, wrap_label
 from rgmorph.metrics import class_names_from_columns
 
 PANELS = [("accuracy", "test accuracy (fraction)"), ("auroc", "test AUROC (FRII positive)"),
@@ -55,7 +55,8 @@ def plot_variant_comparison(runs_path: str | Path, stem: str | Path, panels=None
                 axis.errorbar(centre, values.mean(), yerr=std, fmt="_", markersize=14, color="black", capsize=3,
                               linewidth=1.2, label="mean $\\pm$ std" if (m == 0 and s == 0) else None)
         axis.set_xticks(range(len(models)), models, rotation=30 if len(models) > 3 else 0, ha="right" if len(models) > 3 else "center")
-        axis.set_ylabel(label)
+        # a label longer than the axes are tall would run into the title: its parenthesis goes below
+        axis.set_ylabel(label if len(label) <= 26 else wrap_label(label.replace(" (", "\n(", 1), 26))
         axis.set_xlim(-0.6, len(models) - 0.4)
         axis.grid(alpha=0.3, axis="y")
     axes[0, 0].set_xlabel("model")
