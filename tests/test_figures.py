@@ -238,3 +238,159 @@ def test_confusion_matrix_labels_and_titles_stay_apart_and_inside_with_many_long
         for text in [axis.title, *axis.get_xticklabels(), *axis.get_yticklabels()]:
             box = text.get_window_extent(renderer)
             assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, f"{text.get_text()!r} is cut off"
+
+
+# Long class and source names (an image-folder study's file names) must not make a figure unreadable
+LONG_CLASSES = ["FRI", "FRII", "Compact source", "Bent-tailed radio galaxy", "Hybrid double-double", "Unknown morphology"]
+
+
+def _long_name_dataset(path, class_names, survey="FIRST", per_class=4, size=32):
+    """Blob images with file-name-like source names, half of each class in the test split."""
+    generator = np.random.default_rng(len(class_names))
+    labels = np.repeat(np.arange(len(class_names)), per_class)
+    names = [f"{100 + k * 7.31:.5f}_{k - 20:+.5f}_{class_names[label]}_survey-{'test' if k % 2 else 'train'}"
+             for k, label in enumerate(labels)]
+    yy, xx = np.mgrid[:size, :size]
+    images = np.stack([np.exp(-((xx - generator.uniform(8, 24)) ** 2 + (yy - size / 2) ** 2) / 12)
+                       for _ in labels]).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, images=images, labels=labels, names=np.array(names), split=np.array(["train", "test"] * (len(labels) // 2)),
+             sha256=np.array(["0" * 64] * len(labels)), class_names=np.array(class_names),
+             pixel_scale_arcsec=np.full(len(labels), 1.8), survey=np.array(survey))
+    return path, names, labels
+
+
+def _long_name_predictions(path, names, labels, class_names, seed=0):
+    """Test-split predictions, the first test source of each class wrong (but none of the last class)."""
+    generator = np.random.default_rng(seed)
+    rows = []
+    for k, (name, label) in enumerate(zip(names, labels)):
+        if k % 2 == 0:
+            continue
+        wrong = k % 4 == 1 and label != len(class_names) - 1
+        predicted = (label + 1) % len(class_names) if wrong else label
+        probability = generator.dirichlet(np.ones(len(class_names))) * 0.3
+        probability[predicted] += 0.7
+        rows.append({"name": name, "label": label, "class_name": class_names[label], "predicted": predicted,
+                     **{f"probability_{c}": p for c, p in zip(class_names, probability)}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def _drawn(monkeypatch, module, plot, *args, **options):
+    """The figure ``plot`` hands to save_figure, drawn, and its renderer."""
+    drawn = []
+    monkeypatch.setattr(module, "save_figure", lambda figure, stem, **_: drawn.append(figure))
+    plot(*args, **options)
+    figure = drawn[0]
+    renderer = figure.canvas.get_renderer()
+    figure.draw(renderer)
+    return figure, renderer
+
+
+def _assert_texts_apart_and_inside(figure, renderer):
+    """Titles, axis labels and panel texts: no two overlap, none runs into a panel, all stay on the page."""
+    import itertools
+
+    axes = [axis for axis in figure.axes if axis.get_visible()]
+    texts = [figure._suptitle] if figure._suptitle else []
+    for axis in axes:
+        texts += [axis.title, axis.xaxis.label, axis.yaxis.label, *axis.texts]
+    boxes = [(text, text.get_window_extent(renderer)) for text in texts if text.get_visible() and text.get_text()]
+    assert any(text is axis.title for text, _ in boxes for axis in axes), "no panel titles"
+    for (text_a, a), (text_b, b) in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), f"{text_a.get_text()!r} and {text_b.get_text()!r} overlap"
+    for text, box in boxes:
+        page = figure.bbox
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, \
+            f"{text.get_text()!r} is cut off"
+        for axis in axes:
+            if text not in axis.texts:
+                assert not box.overlaps(axis.bbox), f"{text.get_text()!r} runs into a panel"
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 6])
+def test_gallery_titles_stay_apart_and_inside_with_many_long_classes(tmp_path, monkeypatch, n_classes):
+    from rgmorph.figures import gallery
+
+    class_names = LONG_CLASSES[:n_classes]
+    paths = [_long_name_dataset(tmp_path / f"{survey}.npz", class_names, survey)[0] for survey in ("FIRST", "NVSS")]
+    figure, renderer = _drawn(monkeypatch, gallery, figures.plot_gallery, paths, tmp_path / "gallery", per_class=3)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_visible() and axis.get_title()]
+    assert len(titles) == 3 * n_classes and all(max(map(len, title.split("\n"))) <= 20 for title in titles)
+    assert len({round(axis.get_position().x0, 3) for axis in figure.axes}) <= gallery.MAX_COLUMNS  # wrapped rows
+    _assert_texts_apart_and_inside(figure, renderer)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 6])
+def test_saliency_titles_stay_apart_and_inside_with_many_long_classes(tmp_path, monkeypatch, n_classes):
+    import rgmorph.train
+    from rgmorph.figures import saliency
+
+    class_names = LONG_CLASSES[:n_classes]
+    dataset, names, labels = _long_name_dataset(tmp_path / "FIRST.npz", class_names)
+    predictions = _long_name_predictions(tmp_path / "predictions.csv", names, labels, class_names)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, n_classes))
+    monkeypatch.setattr(rgmorph.train, "load_checkpoint", lambda path, *_: (model, {"model_name": "tang2019", "seed": 0}))
+    figure, renderer = _drawn(monkeypatch, saliency, figures.plot_saliency, ["checkpoint.pt"], [dataset], [predictions],
+                              tmp_path / "saliency")
+    titles = [axis.get_title() for axis in figure.axes if axis.get_visible() and axis.get_title()]
+    assert len(titles) == 2 * n_classes and sum("none in the" in text.get_text() for axis in figure.axes
+                                                for text in axis.texts) == 1
+    _assert_texts_apart_and_inside(figure, renderer)
+
+
+@pytest.mark.parametrize("n_classes", [2, 6])
+def test_confident_error_titles_stay_apart_and_inside_with_many_long_classes(tmp_path, monkeypatch, n_classes):
+    from rgmorph.figures import confident_errors as module
+
+    class_names = LONG_CLASSES[:n_classes]
+    dataset, names, labels = _long_name_dataset(tmp_path / "datasets" / "FIRST.npz", class_names, per_class=8)
+    predictions = [_long_name_predictions(tmp_path / "evaluation" / "FIRST" / "tang2019" / f"seed{seed}" /
+                                          "predictions.csv", names, labels, class_names, seed) for seed in (0, 1)]
+    figure, renderer = _drawn(monkeypatch, module, figures.plot_confident_errors, predictions, [dataset],
+                              tmp_path / "confident_errors")
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert titles and all("\ntrue " in title and max(map(len, title.split("\n"))) <= 24 for title in titles)
+    _assert_texts_apart_and_inside(figure, renderer)
+
+
+@pytest.mark.parametrize("n_classes", [4, 6])
+def test_roc_legend_leaves_the_curves_free_with_many_long_classes(three_class_runs, tmp_path, monkeypatch, n_classes):
+    import json
+    from pathlib import Path
+
+    from rgmorph.figures import roc_curves
+
+    metrics_paths, _, _ = three_class_runs
+    class_names = LONG_CLASSES[:n_classes]
+    generator = np.random.default_rng(0)
+    paths = []
+    for path in metrics_paths:
+        report = json.loads(Path(path).read_text())
+        report["class_names"] = class_names
+        curves = {name: np.sort(generator.uniform(0, 1, (2, 12)), axis=1) for name in class_names}
+        report["roc_curves"] = {name: {"fpr": [0, *fpr, 1], "tpr": [0, *tpr, 1]} for name, (fpr, tpr) in curves.items()}
+        report.update({f"auroc_{name}": float(generator.uniform(0.5, 1)) for name in class_names})
+        for survey in ("FIRST", "NVSS"):  # two panels side by side
+            report["run"]["survey"] = survey
+            target = tmp_path / survey / Path(path).parent.name / "metrics.json"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(report))
+            paths.append(target)
+    figure, renderer = _drawn(monkeypatch, roc_curves, figures.plot_roc_curves, paths, tmp_path / "roc")
+    axes = [axis for axis in figure.axes if axis.get_visible()]
+    assert len(axes) == 2
+    _assert_texts_apart_and_inside(figure, renderer)
+    for axis in axes:
+        legend = axis.get_legend()
+        entries = [text.get_text().replace("\n", " ") for text in legend.get_texts()]
+        assert all(entry.startswith(f"{name} vs rest (") for entry, name in zip(entries, class_names))
+        box = legend.get_window_extent(renderer)
+        page = figure.bbox
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1 and page.y0 - 1 <= box.y0, "the legend is cut off"
+        for other in axes:
+            assert not box.overlaps(other.bbox), "the legend covers curves"
+            assert not box.overlaps(other.xaxis.label.get_window_extent(renderer)), "the legend covers an x label"

@@ -45,7 +45,9 @@ def test_a_changed_file_is_named(tmp_path):
     for name in [*model.card["files"], shipped.CARD]:
         (copy / name).write_bytes((model.folder / name).read_bytes())
     first = next(iter(model.card["files"]))
-    (copy / first).write_bytes((copy / first).read_bytes()[:-1] + b"\0")
+    data = bytearray((copy / first).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte of the weights flipped
+    (copy / first).write_bytes(bytes(data))
     with pytest.raises(shipped.ShippedModelError, match=f"{first}: sha256 .* differs from the card's"):
         shipped.ShippedModel.load(copy).verified()
 

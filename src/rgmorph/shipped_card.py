@@ -132,8 +132,8 @@ def model_card_text(card: dict) -> str:
         f"- **Classes:** {', '.join(card['class_names'])}",
         f"- **Input:** {card['survey']} ({card['skyview_name']}) cutouts of {card['pixels']} x {card['pixels']} pixels, "
         f"{card['image_size']} px at {_scale(card)} after preprocessing "
-        f"(sigma clip {card['preprocess']['sigma']}, crop {card['preprocess']['crop']}, "
-        f"size {card['preprocess']['size']}); `rgmorph classify` checks the size and scale.",
+        f"(sigma clip {card['preprocess']['sigma']}, crop {card['preprocess']['crop'] or 'none'}, "
+        f"resize {card['preprocess']['size'] or 'none'}); `rgmorph classify` checks the size and scale.",
         f"- **Study:** `{' '.join(card['study']['configs'])}`, results in `{card['study']['results_dir']}`", "",
         "## Training data", "", card["training_data"], "",
         f"Sources per split: {', '.join(f'{k} {v}' for k, v in training['sources_per_split'].items())}; "

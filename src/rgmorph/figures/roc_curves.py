@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from rgmorph.figures.runs import group_reports, grid, row_key
-from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, save_figure, wrap_label
+from rgmorph.figures.style import DOUBLE_COLUMN_IN, OKABE_ITO, SINGLE_COLUMN_IN, save_figure, wrap_label
 
-LEGEND_DROP_IN = 0.55  # legend top below the axes: tick labels and a two-line x label
+LEGEND_DROP_IN = 0.65  # legend top below the axes: tick labels and a two-line x label above it
 
 
 def mean_roc(curves: list[tuple[np.ndarray, np.ndarray]], grid_points: int = 201) -> tuple[np.ndarray, np.ndarray]:
@@ -70,16 +70,18 @@ def _legend(axis, one_vs_rest: bool) -> None:
     axis.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, fontsize=6)
 
 
-def _title(variant, kind: str, areas: list[float], runs, size: float) -> str:
+def _title(variant, kind: str, areas: list[float], runs, room_in: float) -> str:
     std = np.std(areas, ddof=1) if len(areas) > 1 else 0.0
     score = f"{kind} {np.mean(areas):.3f} $\\pm$ {std:.3f}"
     counts = f"({len(runs)} seeds, {runs[0][1]['n_samples']} test)"
-    # about 18 characters an inch at 8 pt ('$\\pm$' draws as one): the counts go below if the panel is too narrow
-    separator = " " if len(score) + len(counts) - 4 <= size * 18 else "\n"
+    # about 18 characters an inch at 8 pt ('$\\pm$' draws as one): the counts go below if the title would
+    # reach the next panel's
+    separator = " " if len(score) + len(counts) - 4 <= room_in * 18 else "\n"
     return f"{variant.label}\n{score}{separator}{counts}"
 
 
-def _panel(axis, variant, runs, positive_class: str | None, size: float) -> None:
+def _panel(axis, variant, runs, positive_class: str | None, room_in: float) -> None:
+    """``room_in``: the width its title may take, the page's width over the panels across."""
     one_vs_rest = "roc_curves" in runs[0][1]
     if one_vs_rest:
         _one_vs_rest_panel(axis, runs)
@@ -88,7 +90,7 @@ def _panel(axis, variant, runs, positive_class: str | None, size: float) -> None
     axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     areas = [report["auroc"] for _, report, _ in runs]
     kind = "mean one-vs-rest AUROC" if one_vs_rest else "AUROC"
-    axis.set_title(_title(variant, kind, areas, runs, size), fontsize=8)
+    axis.set_title(_title(variant, kind, areas, runs, room_in), fontsize=8)
     axis.set_xlim(-0.02, 1.02)
     axis.set_ylim(-0.02, 1.02)
     axis.set_aspect("equal")
@@ -108,16 +110,17 @@ def plot_roc_curves(metrics_paths: list[str | Path], stem: str | Path, positive_
     # a one-vs-rest panel's legend (a line per class and chance) and second title line below it
     entries = max((len(runs[0][1]["class_names"]) + 1 for runs in groups.values() if "roc_curves" in runs[0][1]),
                   default=0)
-    extra = 0.13 * entries + 0.25 if entries else 0.0
+    extra = 0.14 * entries + 0.6 if entries else 0.0
+    width = max(size * len(columns), SINGLE_COLUMN_IN)  # a journal column at least, for the titles
     figure, axes = plt.subplots(len(rows), len(columns), squeeze=False, constrained_layout=True,
-                                figsize=(size * len(columns), (size + extra) * len(rows) + 0.2))
+                                figsize=(width, (size + extra) * len(rows) + 0.2))
     for axis in axes.flat:
         axis.set_visible(False)
     one_vs_rest, names = False, ["FRI", "FRII"]
     for variant, runs in groups.items():
         axis = axes[rows.index(row_key(variant)), columns.index(variant.survey)]
         axis.set_visible(True)
-        _panel(axis, variant, runs, positive_class, size)
+        _panel(axis, variant, runs, positive_class, width / len(columns))
         one_vs_rest = one_vs_rest or "roc_curves" in runs[0][1]
         names = runs[0][1].get("class_names", names)
     title = "one-vs-rest per class" if one_vs_rest else f"{positive_class or names[1]} positive"
