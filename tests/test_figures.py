@@ -241,7 +241,8 @@ def test_confusion_matrix_labels_and_titles_stay_apart_and_inside_with_many_long
 
 
 # Long class and source names (an image-folder study's file names) must not make a figure unreadable
-LONG_CLASSES = ["FRI", "FRII", "Compact source", "Bent-tailed radio galaxy", "Hybrid double-double", "Unknown morphology"]
+LONG_CLASSES = ["FRI", "FRII", "Compact source", "Bent-tailed radio galaxy", "Hybrid double-double",
+                "Unknown morphology"]
 
 
 def _long_name_dataset(path, class_names, survey="FIRST", per_class=4, size=32):
@@ -254,8 +255,9 @@ def _long_name_dataset(path, class_names, survey="FIRST", per_class=4, size=32):
     images = np.stack([np.exp(-((xx - generator.uniform(8, 24)) ** 2 + (yy - size / 2) ** 2) / 12)
                        for _ in labels]).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, images=images, labels=labels, names=np.array(names), split=np.array(["train", "test"] * (len(labels) // 2)),
-             sha256=np.array(["0" * 64] * len(labels)), class_names=np.array(class_names),
+    split = np.array(["train", "test"] * (len(names) // 2))
+    np.savez(path, images=images, labels=labels, names=np.array(names), split=split,
+             sha256=np.array(["0" * 64] * len(names)), class_names=np.array(class_names),
              pixel_scale_arcsec=np.full(len(labels), 1.8), survey=np.array(survey))
     return path, names, labels
 
@@ -333,7 +335,8 @@ def test_saliency_titles_stay_apart_and_inside_with_many_long_classes(tmp_path, 
     predictions = _long_name_predictions(tmp_path / "predictions.csv", names, labels, class_names)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, n_classes))
-    monkeypatch.setattr(rgmorph.train, "load_checkpoint", lambda path, *_: (model, {"model_name": "tang2019", "seed": 0}))
+    checkpoint = {"model_name": "tang2019", "seed": 0}
+    monkeypatch.setattr(rgmorph.train, "load_checkpoint", lambda path, *_: (model, checkpoint))
     figure, renderer = _drawn(monkeypatch, saliency, figures.plot_saliency, ["checkpoint.pt"], [dataset], [predictions],
                               tmp_path / "saliency")
     titles = [axis.get_title() for axis in figure.axes if axis.get_visible() and axis.get_title()]
@@ -394,3 +397,34 @@ def test_roc_legend_leaves_the_curves_free_with_many_long_classes(three_class_ru
         for other in axes:
             assert not box.overlaps(other.bbox), "the legend covers curves"
             assert not box.overlaps(other.xaxis.label.get_window_extent(renderer)), "the legend covers an x label"
+
+
+def test_preprocessing_of_a_cutout_without_a_pixel_scale_counts_pixels(tmp_path, monkeypatch):
+    from astropy.io import fits
+
+    from rgmorph.figures import preprocessing
+
+    image = np.zeros((40, 40), np.float32)
+    image[18:22, 15:25] = 1.0
+    fits.PrimaryHDU(image).writeto(tmp_path / "cutout.fits")  # as converted from a PNG: no CDELT2
+    np.savez(tmp_path / "FIRST.npz", images=image[None], labels=np.array([0]), names=np.array(["A"]),
+             split=np.array(["train"]), sha256=np.array(["0" * 64]), class_names=np.array(["FRI", "FRII"]),
+             pixel_scale_arcsec=np.array([np.nan]), survey=np.array("FIRST"))
+    pd.DataFrame({"name": ["A"], "survey": ["FIRST"], "file": ["cutout.fits"], "sha256": ["0" * 64], "status": ["ok"],
+                  "detail": [""]}).to_csv(tmp_path / "manifest.csv", index=False)
+    figure, renderer = _drawn(monkeypatch, preprocessing, figures.plot_preprocessing_steps, tmp_path / "FIRST.npz",
+                              tmp_path / "manifest.csv", tmp_path, tmp_path / "preprocessing")
+    shown = [axis for axis in figure.axes if axis.images and axis.get_xlabel()]
+    assert len(shown) == 4 and all(axis.get_xlabel() == "RA (pixels)" for axis in shown)
+    assert shown[0].get_xlim() == pytest.approx((-0.5, 39.5))
+    _assert_texts_apart_and_inside(figure, renderer)
+
+
+def test_wrap_label_keeps_short_names_and_wraps_file_names():
+    from rgmorph.figures.style import wrap_label
+
+    assert wrap_label("3C 305") == "3C 305" and wrap_label("SDSS J124622.48+075327.9") == "SDSS\nJ124622.48+075327.9"
+    assert wrap_label("Bent-tailed radio galaxy", 16) == "Bent-tailed\nradio galaxy"
+    wrapped = wrap_label("119.94692_+37.64728_Unknown morphology_survey-test", 20, 2).split("\n")
+    assert wrapped == ["119.94692_+37.64728_", "Unknown morphology_\u2026"]
+    assert wrap_label("J" * 45, 20) == "\n".join(["J" * 20, "J" * 20, "J" * 5])

@@ -44,6 +44,8 @@ def _title(item, class_names, panel_in: float) -> str:
     truth, probability = f"true {item['class_name']}", _probability_text(item, class_names)
     verdict = f"{truth}, {probability}"
     if len(verdict) > prose:
+        if len(class_names) > 2:  # the class is named on the line above: do not name it twice
+            probability = f"P(true class) = {item['p_true']:.2f}"
         verdict = f"{wrap_label(truth, prose)},\n{wrap_label(probability, prose)}"
     return (f"{wrap_label(str(item['name']), name, 2)}\n{verdict}\n"
             f"wrong in {int(item['wrong'])}/{int(item['seeds'])} seeds")
