@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rgmorph.comparisons import COLUMNS, holm, paired_comparisons, variant_label
+from rgmorph.comparisons import COLUMNS, holm, paired_comparisons, seed_ensembles, variant_label
 from rgmorph.metrics import scalar_metrics
 
 NAMES = [f"s{i}" for i in range(10)]
@@ -175,3 +175,20 @@ def test_three_classes(tmp_path):
     assert row["mcnemar_p"] == pytest.approx(2 * (comb(4, 0) + comb(4, 1)) / 2 ** 4)
     assert row["accuracy_diff_ci_low"] <= 1 / 3 <= row["accuracy_diff_ci_high"]
     assert not row["significant"]
+
+
+def test_seed_ensembles_score_the_mean_of_the_seeds_with_source_intervals(tmp_path):
+    # good's seed 1 alone is wrong on s3 (0.3 for an FRII); the ensemble's 0.6 is right: 8/10 as tabled above
+    rows = good_and_poor(tmp_path)
+    runs = tmp_path / "runs.csv"
+    pd.DataFrame(rows).to_csv(runs, index=False)
+    table = seed_ensembles(runs, tmp_path / "ensembles.csv").set_index("variant")
+    assert list(table.index) == ["ensemble(alexnet)", "ensemble(resnet)"]
+    good = table.loc["ensemble(resnet)"]
+    assert good["seeds"] == 2 and good["n_sources"] == 10
+    assert good["accuracy"] == pytest.approx(0.8) and table.loc["ensemble(alexnet)", "accuracy"] == pytest.approx(0.3)
+    assert good["auroc"] == pytest.approx(scalar_metrics(LABELS, GOOD)["auroc"])
+    assert good["recall_FRII"] == pytest.approx(1.0) and good["recall_FRI"] == pytest.approx(0.6)
+    assert good["accuracy_ci_low"] < 0.8 < good["accuracy_ci_high"] <= 1.0
+    written = pd.read_csv(tmp_path / "ensembles.csv").set_index("variant")
+    assert written["accuracy"].to_dict() == pytest.approx(table["accuracy"].to_dict())

@@ -27,8 +27,8 @@ from scipy import stats
 from rgmorph.evaluate import CONFIDENCE, GROUP_COLUMNS, _aligned_predictions, group_columns, read_predictions
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Variant
-from rgmorph.metrics import (CLASS_NAMES, _percentile_bootstrap, metric_names, predicted_classes,
-                             resampled_scalar_metrics)
+from rgmorph.metrics import (CLASS_NAMES, _percentile_bootstrap, bootstrap_intervals, metric_names,
+                             predicted_classes, resampled_scalar_metrics, scalar_metrics)
 
 log = logging.getLogger(__name__)
 
@@ -166,4 +166,44 @@ def paired_comparisons(runs_csv_path: str | Path, out_csv_path: str | Path, n_re
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_csv_atomic(out_csv_path, table)
     log.info("%d paired comparisons, %d significant", len(table), int(table["significant"].sum()))
+    return table
+
+
+def ensemble_name(model: str) -> str:
+    """The declared variant of a model's seed ensemble, as tables and the README name it."""
+    return f"ensemble({model})"
+
+
+def seed_ensemble_row(ensemble: dict, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """Every scalar metric of one seed ensemble on its sources, with its 95% percentile-bootstrap interval over
+    the sources (the ensemble is one classifier: there is no spread over seeds to report)."""
+    class_names = list(ensemble["class_names"])
+    values = scalar_metrics(ensemble["true"], ensemble["scores"], class_names)
+    intervals = bootstrap_intervals([ensemble["true"]], [ensemble["scores"]], class_names, n_resamples,
+                                    CONFIDENCE, seed)
+    row = {"seeds": ensemble["seeds"], "n_sources": int(ensemble["true"].size)}
+    for name in metric_names(class_names):
+        row.update({name: values[name], f"{name}_ci_low": intervals[name]["low"],
+                    f"{name}_ci_high": intervals[name]["high"]})
+    return row
+
+
+def seed_ensembles(runs_csv_path: str | Path, out_csv_path: str | Path, n_resamples: int = N_RESAMPLES,
+                   seed: int = BOOTSTRAP_SEED) -> pd.DataFrame:
+    """tables/ensembles.csv: each variant of runs.csv as the declared variant ``ensemble(<model>)``, the mean of
+    its seeds' class probabilities per source (the classifier paired_comparisons compares), scored on the
+    same test sources as its seeds; write and return the table."""
+    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]})
+    columns = group_columns(runs)
+    rows = []
+    for key, group in runs.groupby(columns, sort=True):
+        ensemble = seed_ensemble([Path(path) for path in group["predictions_file"]])
+        if ensemble is None:
+            log.warning("%s: seeds scored different sources; no ensemble", variant_label(key, columns))
+            continue
+        row = dict(zip(columns, key))
+        rows.append({**row, "variant": ensemble_name(row["model"]), **seed_ensemble_row(ensemble, n_resamples, seed)})
+    table = pd.DataFrame(rows)
+    write_csv_atomic(out_csv_path, table)
+    log.info("%d seed ensembles", len(table))
     return table

@@ -131,7 +131,7 @@ def compares_modes():
 
 
 def referee_tables():
-    return ["paired_comparisons.csv", "confounds.csv", "neighbours.csv"] + (
+    return ["paired_comparisons.csv", "ensembles.csv", "confounds.csv", "neighbours.csv"] + (
         ["transfer_modes.csv"] if compares_modes() else [])
 
 

@@ -23,6 +23,26 @@ rule paired_comparisons:
         "../scripts/paired_comparisons.py"
 
 
+rule seed_ensembles:
+    input:
+        runs=layout.table(RESULTS, "runs.csv"),
+        predictions=all_predictions,
+    output:
+        table=report(
+            f"{RESULTS}/tables/ensembles.csv",
+            caption="../report/ensembles.rst",
+            category="Tables",
+            subcategory="5. Paired comparisons",
+            labels={"table": "Seed ensembles", "format": "CSV"},
+        ),
+    log:
+        f"{RESULTS}/logs/seed_ensembles.log",
+    conda:
+        "../../envs/rgmorph.yaml"
+    script:
+        "../scripts/seed_ensembles.py"
+
+
 rule confounds:
     input:
         runs=layout.table(RESULTS, "runs.csv"),
