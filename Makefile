@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits models
+.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits models ablation
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,23 @@ splits: $(STAMP)
 referee-transfer: $(STAMP)
 	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
 	$(BIN)/snakemake --report results/cleaned/report.html $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
+
+# Ablation (issue 29): each file of config/ablation/ (ABLATION_CHOICES, the reference first) on top of STUDY and
+# config/ablation.yaml, in <study results_dir>/ablation/<choice>; then tables/ablation.csv there: per choice the
+# validation numbers it is picked on, and beside them the test accuracy, per-class recall and seed ensemble.
+# A rerun goes on from the finished choices and jobs.
+STUDY ?= config/mirabest_official.yaml
+ABLATION_CHOICES ?= baseline ema long_ema sigma2
+ablation: $(STAMP)
+	results=$$($(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['results_dir'])" $(STUDY)) && \
+	for choice in $(ABLATION_CHOICES); do \
+	  $(SNAKEMAKE) --configfile $(STUDY) config/ablation.yaml config/ablation/$$choice.yaml \
+	    --config results_dir=$$results/ablation/$$choice \
+	    -- $(foreach table,summary_validation summary ensembles,$$results/ablation/$$choice/tables/$(table).csv) \
+	    || exit 1; \
+	done && \
+	$(BIN)/rgmorph compare-choices --setting ablation $(foreach choice,$(ABLATION_CHOICES),$(choice)=$$results/ablation/$(choice)) \
+	  --output $$results/ablation/tables/ablation.csv
 
 # The shipped pretrained models (resources/models, rgmorph.shipped) regenerated from their studies' results
 # (resources/models/models.yaml says which): run after re-running a study, then commit resources/models

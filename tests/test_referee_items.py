@@ -181,6 +181,24 @@ def test_the_choice_is_made_on_validation_and_the_test_effect_only_shown(tmp_pat
     assert first.loc["true", "n_test"] == 198 and first.loc["true", "test_auroc_mean"] == pytest.approx(0.95)
 
 
+def test_the_choice_table_shows_which_class_a_choice_moves_and_the_seed_ensemble(tmp_path):
+    for choice, (recall_fri, ensemble) in {"baseline": (0.90, 0.95), "ema": (0.96, 0.97)}.items():
+        _planted_study(tmp_path / choice, {"FIRST": 0.9, "NVSS": 0.9}, {"FIRST": 0.9, "NVSS": 0.9},
+                       {"FIRST": 0.8, "NVSS": 0.8})
+        summary = pd.read_csv(tmp_path / choice / "tables" / "summary.csv")
+        summary.assign(recall_FRI_mean=recall_fri, recall_FRI_std=0.01, recall_FRII_mean=0.9,
+                       recall_FRII_std=0.01).to_csv(tmp_path / choice / "tables" / "summary.csv", index=False)
+        pd.DataFrame([{"model": "tang2019", "kind": "scratch", "pretrained_on": "", "trained_on": "FIRST",
+                       "survey": "FIRST", "variant": "ensemble(tang2019)", "accuracy": ensemble,
+                       "accuracy_ci_low": ensemble - 0.03, "accuracy_ci_high": ensemble + 0.02}]).to_csv(
+            tmp_path / choice / "tables" / "ensembles.csv", index=False)
+    table = choice_table({"baseline": tmp_path / "baseline", "ema": tmp_path / "ema"}).set_index(["survey", "choice"])
+    assert table.loc[("FIRST", "ema"), "test_recall_FRI_mean"] == pytest.approx(0.96)
+    assert table.loc[("NVSS", "baseline"), "test_recall_FRII_mean"] == pytest.approx(0.9)
+    assert table.loc[("FIRST", "ema"), "test_ensemble_accuracy"] == pytest.approx(0.97)
+    assert np.isnan(table.loc[("NVSS", "ema"), "test_ensemble_accuracy"])  # no ensemble row for NVSS
+
+
 def test_a_full_tie_on_validation_keeps_the_first_choice(tmp_path):
     for choice in ("false", "true"):
         _planted_study(tmp_path / choice, {"FIRST": 0.9, "NVSS": 0.9}, {"FIRST": 0.9, "NVSS": 0.9},

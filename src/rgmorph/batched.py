@@ -249,6 +249,7 @@ class SeedBatch:
         self._find_constant_trunk(built[0])
         self._place_data(datasets)
         self._make_optimiser()
+        self.averaged = self._start_average()
         self.streams = [RunStreams(run.seed) for run in self.runs]
         self._balance_classes(num_classes)
         self.loss_sum = torch.zeros(len(self.runs), device=self.device)
@@ -369,6 +370,27 @@ class SeedBatch:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimiser,
                                                            lr_factor(settings.lr_schedule, settings.epochs))
 
+    def _start_average(self) -> dict | None:
+        """weight_averaging 'ema': the runs' averaged trainable weights (stacked), starting at the initial ones."""
+        if self.settings.weight_averaging == "none":
+            return None
+        if self.settings.batch_norm_statistics != "recomputed":
+            raise ValueError("train.weight_averaging 'ema' needs train.batch_norm_statistics 'recomputed': the "
+                             "running statistics belong to the trained weights, not to their average")
+        return {name: self.params[name].detach().clone() for name in self.trainable_names}
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """One EMA step after optimiser step number ``steps_done`` (decay ramped up over the first steps)."""
+        decay = min(self.settings.ema_decay, (1 + self.steps_done) / (10 + self.steps_done))
+        for name, average in self.averaged.items():
+            average.lerp_(self.params[name].detach(), 1.0 - decay)
+
+    def evaluated_params(self) -> dict | None:
+        """The weights that validation scores and selection keeps: the trained ones (None: the current
+        leaves), or with weight averaging the averaged trainable weights beside the frozen ones."""
+        return None if self.averaged is None else {**self.params, **self.averaged}
+
     @property
     def learning_rate(self) -> float:
         """The learning rate of the next epoch."""
@@ -481,12 +503,17 @@ class SeedBatch:
                 self._step(index, draws, masks)
                 self.optimiser.step()
             torch.cuda.current_stream(self.device).wait_stream(self._side_stream)
-            self.steps_done += 1
+            self._after_step()
             return
         else:
             self.optimiser.zero_grad(set_to_none=True)
             self._step(index, draws, masks)
         self.optimiser.step()
+        self._after_step()
+
+    def _after_step(self) -> None:
+        if self.averaged is not None:
+            self._update_average()
         self.steps_done += 1
 
     def _capture(self, index: torch.Tensor, draws: torch.Tensor, masks: dict) -> None:
@@ -582,7 +609,7 @@ class SeedBatch:
                 flat = (index[None, :] + self.offsets[:, None]).reshape(-1)
                 batch = self.pool_images.index_select(0, flat)
                 with self._autocast():
-                    self._forward(batch.view(len(self.runs), -1, *batch.shape[1:]), None)
+                    self._forward(batch.view(len(self.runs), -1, *batch.shape[1:]), None, self.evaluated_params())
         finally:
             for (_, module), momentum in zip(layers, momenta):
                 module.momentum = momentum
@@ -640,11 +667,11 @@ class SeedBatch:
     @torch.no_grad()
     def validate(self, tta: str = "none", best_of: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(validation loss, accuracy) per run, in eval mode, with test-time augmentation ``tta`` ('none' or
-        'd4'; call ``recompute_batch_norm`` first), of the current weights or of the best states kept
-        for ``best_of``."""
+        'd4'; call ``recompute_batch_norm`` first), of the evaluated weights (``evaluated_params``) or of the
+        best states kept for ``best_of``."""
         images = [self.validation[run.data][0] for run in self.runs]
         labels = torch.stack([self.validation[run.data][1] for run in self.runs])
-        params, buffers = self.best[best_of] if best_of else (None, None)
+        params, buffers = self.best[best_of] if best_of else (self.evaluated_params(), None)
         constant = self.trunk_is_constant and self.trunk_statistics is not None and not best_of
         logits = self.run_logits(images, params, buffers, tta=tta,
                                  trunk_features=self.validation_features.setdefault(tta, []) if constant else None)
@@ -656,15 +683,16 @@ class SeedBatch:
     def keep_best(self, improved: Sequence[bool], tta: str = "none") -> None:
         """Copy the current weights of the runs whose validation score (with ``tta``) improved into their best
         state for ``tta``."""
+        params = self.evaluated_params() or self.params
         if tta not in self.best:
-            self.best[tta] = ({name: value.detach().clone() for name, value in self.params.items()},
+            self.best[tta] = ({name: value.detach().clone() for name, value in params.items()},
                                {name: value.clone() for name, value in self.buffers.items()})
             if all(improved):
                 return
         mask = torch.tensor(list(improved), device=self.device)
         if not mask.any():
             return
-        for source, target in zip((self.params, self.buffers), self.best[tta]):
+        for source, target in zip((params, self.buffers), self.best[tta]):
             for name, value in source.items():
                 shape = (-1,) + (1,) * (value.dim() - 1)
                 target[name].copy_(torch.where(mask.view(shape), value.detach(), target[name]))
@@ -693,6 +721,7 @@ class SeedBatch:
                            {name: value.cpu() for name, value in buffers.items()})
                      for tta, (params, buffers) in self.best.items()},
             "optimiser": self.optimiser.state_dict(),
+            "averaged": None if self.averaged is None else {name: value.cpu() for name, value in self.averaged.items()},
             "streams": [stream.state() for stream in self.streams],
             "scheduler": self.scheduler.state_dict(),
         }
@@ -706,6 +735,10 @@ class SeedBatch:
                            {name: value.to(self.device) for name, value in buffers.items()})
                      for tta, (params, buffers) in state["best"].items()}
         self.optimiser.load_state_dict(state["optimiser"])
+        if self.averaged is not None:
+            with torch.no_grad():
+                for name, value in state["averaged"].items():
+                    self.averaged[name].copy_(value.to(self.device))
         for stream, stream_state in zip(self.streams, state["streams"]):
             stream.load_state(stream_state)
         self.scheduler.load_state_dict(state["scheduler"])

@@ -55,8 +55,15 @@ def choice_rows(choice: str, results_dir: str | Path) -> pd.DataFrame:
     """One choice's study: per variant its validation numbers and, beside them, its test numbers."""
     tables = Path(results_dir) / "tables"
     validation = _summary(tables / "summary_validation.csv", "val", ["accuracy"])
-    test = _summary(tables / "summary.csv", "test", ["accuracy", "auroc"])
+    recalls = [column[:-len("_mean")] for column in pd.read_csv(tables / "summary.csv", nrows=0).columns
+               if column.startswith("recall_") and column.endswith("_mean")]  # which class a choice moves
+    test = _summary(tables / "summary.csv", "test", ["accuracy", "auroc", *recalls])
     rows = validation.merge(validation_loss(results_dir), on=KEYS, how="left").merge(test, on=KEYS, how="left")
+    if (tables / "ensembles.csv").is_file():
+        ensembles = pd.read_csv(tables / "ensembles.csv")
+        ensembles = ensembles[[*KEYS, "accuracy", "accuracy_ci_low", "accuracy_ci_high"]].rename(
+            columns=lambda column: column if column in KEYS else f"test_ensemble_{column}")
+        rows = rows.merge(ensembles, on=KEYS, how="left")
     return rows.assign(choice=choice)
 
 

@@ -59,6 +59,8 @@ class TrainSettings:
     lr_schedule: str
     label_smoothing: float
     class_balance: str  # 'none', 'loss' or 'sampling'
+    weight_averaging: str  # 'none' or 'ema'
+    ema_decay: float
     validation: str  # 'holdout' (of the training split) or 'catalogue' (its own split)
     validation_fraction: float
     validation_seed: int
