@@ -15,7 +15,7 @@ from conftest import FULL_CATALOGUE, QUICKSTART_CATALOGUE, QUICKSTART_MIRROR, RE
 from rgmorph import cli, shipped
 from rgmorph.checkpoint import load_safely
 
-SHIPPED = ("frdeep-first-tang2019", "frdeep-nvss-tang2019")
+SHIPPED = ("frdeep-first-tang2019", "frdeep-nvss-tang2019", "mirabest-first-tang2019")
 
 
 def test_every_shipped_file_matches_the_sha256_of_its_card():
