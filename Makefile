@@ -85,14 +85,15 @@ referee-transfer: $(STAMP)
 	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
 	$(BIN)/snakemake --report results/cleaned/report.html $(PUBLISHED) config/cleaned.yaml config/referee_transfer.yaml
 
-# Ablation (issue 29): each file of config/ablation/ (ABLATION_CHOICES, the reference first) on top of STUDY and
+# Ablation (issue 29): each file of config/ablation/ (ABLATION_CHOICES, the reference first) on top of STUDY (its config
+# files; the last names results_dir) and
 # config/ablation.yaml, in <study results_dir>/ablation/<choice>; then tables/ablation.csv there: per choice the
 # validation numbers it is picked on, and beside them the test accuracy, per-class recall and seed ensemble.
 # A rerun goes on from the finished choices and jobs.
 STUDY ?= config/mirabest_official.yaml
 ABLATION_CHOICES ?= baseline ema long_ema sigma2
 ablation: $(STAMP)
-	results=$$($(BIN)/python -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['results_dir'])" $(STUDY)) && \
+	results=$$($(BIN)/python -c "import sys, yaml; print([d for d in (yaml.safe_load(open(f)).get('results_dir') for f in sys.argv[1:]) if d][-1])" $(STUDY)) && \
 	for choice in $(ABLATION_CHOICES); do \
 	  $(SNAKEMAKE) --configfile $(STUDY) config/ablation.yaml config/ablation/$$choice.yaml \
 	    --config results_dir=$$results/ablation/$$choice \

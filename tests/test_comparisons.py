@@ -192,3 +192,16 @@ def test_seed_ensembles_score_the_mean_of_the_seeds_with_source_intervals(tmp_pa
     assert good["accuracy_ci_low"] < 0.8 < good["accuracy_ci_high"] <= 1.0
     written = pd.read_csv(tmp_path / "ensembles.csv").set_index("variant")
     assert written["accuracy"].to_dict() == pytest.approx(table["accuracy"].to_dict())
+
+
+def test_the_ensembles_gain_over_its_seeds_is_paired_by_source(tmp_path):
+    # two seeds: seed 0 right on all ten sources, seed 1 wrong on s0 and s5; their mean (the ensemble) is right
+    # everywhere, so the ensemble gains (0 + 0.5 + 0.5) / 10 over the seeds' mean accuracy of 0.9
+    right = np.where(LABELS == 1, 0.9, 0.1)
+    wrong = right.copy()
+    wrong[[0, 5]] = 1 - right[[0, 5]] + np.array([0.2, -0.2])  # 0.3 for the FRII s0, 0.7 for the FRI s5
+    rows = write_variant(tmp_path, "tang2019", [np.column_stack([1 - p, p]) for p in (right, wrong)])
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    row = seed_ensembles(tmp_path / "runs.csv", tmp_path / "ensembles.csv").iloc[0]
+    assert row["accuracy"] == 1.0 and row["accuracy_minus_seed_mean"] == pytest.approx(0.1)
+    assert 0.0 <= row["accuracy_minus_seed_mean_ci_low"] < 0.1 < row["accuracy_minus_seed_mean_ci_high"] <= 0.5
