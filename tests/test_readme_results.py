@@ -55,3 +55,30 @@ def test_the_other_studies_numbers_are_their_summaries(study, start, end):
     for label, mean, std in quoted:
         row = table.loc[VARIANTS[label]]
         assert (float(mean), float(std)) == (round(row["accuracy_mean"], 3), round(row["accuracy_std"], 3)), label
+
+
+def _ablation_rows() -> list[list[str]]:
+    section = README[README.index("**What moves the numbers**"):]
+    section = section[:section.index("\n## ")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| `")]
+    assert rows
+    return rows
+
+
+@pytest.mark.parametrize("row", _ablation_rows(), ids=lambda row: f"{row[0]} {row[1]}")
+def test_the_ablation_rows_are_the_committed_ablation_tables(row):
+    study, choice = (re.match(r"`([a-z0-9_]+)`", cell).group(1) for cell in row[:2])
+    table = pd.read_csv(REPO / "results" / study / "ablation" / "tables" / "ablation.csv").set_index("ablation")
+    entry = table.loc[choice]
+    assert row[2] == ("yes" if entry["picked_on_validation"] else "no")
+    for cell, prefix in zip(row[3:5], ("val_accuracy", "test_accuracy")):
+        mean, std = re.fullmatch(NUMBER, cell).groups()
+        assert (mean, std) == (f"{entry[f'{prefix}_mean']:.3f}", f"{entry[f'{prefix}_std']:.3f}")
+    accuracy, low, high = re.fullmatch(r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]", row[5]).groups()
+    assert [accuracy, low, high] == [f"{entry[f'test_ensemble_accuracy{suffix}']:.3f}"
+                                     for suffix in ("", "_ci_low", "_ci_high")]
+    recalls = re.findall(r"(\w+) (\d\.\d{3})", row[6])
+    assert recalls
+    for name, recall in recalls:
+        assert recall == f"{entry[f'test_recall_{name}_mean']:.3f}", name
