@@ -100,6 +100,24 @@ def seed_ensemble(paths: list[Path]) -> dict | None:
             "seeds": len(paths)}
 
 
+def read_runs(runs_csv_path: str | Path) -> pd.DataFrame:
+    """runs.csv with its grouping columns as text (empty, not NaN, where a run has no transfer source)."""
+    return pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]})
+
+
+def variant_ensembles(runs: pd.DataFrame, columns: list[str]) -> dict[tuple, dict]:
+    """{variant key: its seed ensemble} for the variants of ``runs``; one whose seeds scored different sources is
+    logged and left out."""
+    ensembles = {}
+    for key, group in runs.groupby(columns, sort=True):
+        ensemble = seed_ensemble([Path(path) for path in group["predictions_file"]])
+        if ensemble is None:
+            log.warning("%s: seeds scored different sources; no seed ensemble", variant_label(key, columns))
+        else:
+            ensembles[key] = ensemble
+    return ensembles
+
+
 def compare_pair(a: dict, b: dict, n_resamples: int, seed: int) -> dict:
     """The table row of A against B (B already aligned to A's sources): metrics, paired bootstrap, McNemar."""
     true = a["true"]
@@ -138,17 +156,13 @@ def paired_comparisons(runs_csv_path: str | Path, out_csv_path: str | Path, n_re
     interval alone ignores how many pairs are tested, McNemar alone ignores the effect's size.
     Pairs over different source sets (or variants whose seeds disagree on sources) are logged and skipped.
     """
-    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]})
+    runs = read_runs(runs_csv_path)
     columns = group_columns(runs)
     rows = []
     for survey, survey_runs in runs.groupby("survey", sort=True):
-        ensembles = {}
-        for key, group in survey_runs.groupby(columns, sort=True):
-            ensembles[key] = seed_ensemble([Path(path) for path in group["predictions_file"]])
-            if ensembles[key] is None:
-                log.warning("%s: seeds scored different sources; left out of the comparisons", variant_label(key, columns))
+        ensembles = variant_ensembles(survey_runs, columns)
         survey_rows = []
-        for key_a, key_b in itertools.combinations([key for key, value in ensembles.items() if value], 2):
+        for key_a, key_b in itertools.combinations(ensembles, 2):
             a, b = ensembles[key_a], aligned_to(ensembles[key_a], ensembles[key_b])
             if b is None:
                 log.warning("%s vs %s: different test sources or classes; not compared", variant_label(key_a, columns),
@@ -205,14 +219,10 @@ def seed_ensembles(runs_csv_path: str | Path, out_csv_path: str | Path, n_resamp
     """tables/ensembles.csv: each variant of runs.csv as the declared variant ``ensemble(<model>)``, the mean of
     its seeds' class probabilities per source (the classifier paired_comparisons compares), scored on the
     same test sources as its seeds; write and return the table."""
-    runs = pd.read_csv(runs_csv_path, keep_default_na=False, dtype={column: str for column in [*GROUP_COLUMNS, "mode"]})
+    runs = read_runs(runs_csv_path)
     columns = group_columns(runs)
     rows = []
-    for key, group in runs.groupby(columns, sort=True):
-        ensemble = seed_ensemble([Path(path) for path in group["predictions_file"]])
-        if ensemble is None:
-            log.warning("%s: seeds scored different sources; no ensemble", variant_label(key, columns))
-            continue
+    for key, ensemble in variant_ensembles(runs, columns).items():
         row = dict(zip(columns, key))
         rows.append({**row, "variant": ensemble_name(row["model"]), **seed_ensemble_row(ensemble, n_resamples, seed)})
     table = pd.DataFrame(rows)
