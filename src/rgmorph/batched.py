@@ -681,8 +681,8 @@ class SeedBatch:
 
     @torch.no_grad()
     def keep_best(self, improved: Sequence[bool], tta: str = "none") -> None:
-        """Copy the current weights of the runs whose validation score (with ``tta``) improved into their best
-        state for ``tta``."""
+        """Copy the evaluated weights (``evaluated_params``) of the runs whose validation score (with ``tta``)
+        improved into their best state for ``tta``."""
         params = self.evaluated_params() or self.params
         if tta not in self.best:
             self.best[tta] = ({name: value.detach().clone() for name, value in params.items()},

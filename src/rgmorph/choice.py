@@ -44,8 +44,7 @@ def validation_loss(results_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame({"val_loss_mean": loss.mean(), "val_loss_std": loss.std(ddof=1).fillna(0.0)}).reset_index()
 
 
-def _summary(path: Path, prefix: str, metrics: list[str]) -> pd.DataFrame:
-    table = pd.read_csv(path)
+def _summary(table: pd.DataFrame, prefix: str, metrics: list[str]) -> pd.DataFrame:
     columns = {"n_test": f"n_{prefix}", **{f"{metric}_{stat}": f"{prefix}_{metric}_{stat}"
                                            for metric in metrics for stat in ("mean", "std")}}
     return table[[*KEYS, *columns]].rename(columns=columns)
@@ -54,10 +53,11 @@ def _summary(path: Path, prefix: str, metrics: list[str]) -> pd.DataFrame:
 def choice_rows(choice: str, results_dir: str | Path) -> pd.DataFrame:
     """One choice's study: per variant its validation numbers and, beside them, its test numbers."""
     tables = Path(results_dir) / "tables"
-    validation = _summary(tables / "summary_validation.csv", "val", ["accuracy"])
-    recalls = [column[:-len("_mean")] for column in pd.read_csv(tables / "summary.csv", nrows=0).columns
+    validation = _summary(pd.read_csv(tables / "summary_validation.csv"), "val", ["accuracy"])
+    summary = pd.read_csv(tables / "summary.csv")
+    recalls = [column[:-len("_mean")] for column in summary.columns
                if column.startswith("recall_") and column.endswith("_mean")]  # which class a choice moves
-    test = _summary(tables / "summary.csv", "test", ["accuracy", "auroc", *recalls])
+    test = _summary(summary, "test", ["accuracy", "auroc", *recalls])
     rows = validation.merge(validation_loss(results_dir), on=KEYS, how="left").merge(test, on=KEYS, how="left")
     if (tables / "ensembles.csv").is_file():
         ensembles = pd.read_csv(tables / "ensembles.csv")
