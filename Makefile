@@ -70,7 +70,7 @@ splits: $(STAMP)
 	  printf 'results_dir: results/splits/seed%s\ncatalogue: {split: {seed: %s}}\n' $$seed $$seed \
 	    > results/splits/seed$$seed/split_seed.yaml && \
 	  $(SNAKEMAKE) $(PUBLISHED) config/splits.yaml results/splits/seed$$seed/split_seed.yaml \
-	    -- results/splits/seed$$seed/tables/summary.csv results/splits/seed$$seed/tables/summary_validation.csv \
+	    -- $(foreach table,summary summary_validation ensembles,results/splits/seed$$seed/tables/$(table).csv) \
 	    || exit 1; \
 	done
 	printf 'splits: {seeds: [%s], results_dir: results/splits}\n' "$(subst $(space),$(comma) ,$(strip $(SPLIT_SEEDS)))" \

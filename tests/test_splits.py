@@ -116,6 +116,22 @@ def test_main_study_row_is_beside_the_splits_for_their_variants_only(tmp_path):
     assert "main_study" not in set(split_spread(studies, tmp_path / "nowhere")["scope"])
 
 
+def test_seed_ensembles_are_beside_the_seed_means_where_a_study_has_them(tmp_path):
+    studies = _plant_split_studies(tmp_path / "splits")
+    for seed, accuracy in [(1, 0.93), (2, 0.95)]:  # split 3 has no tables/ensembles.csv
+        pd.DataFrame([{"model": "tang2019", **KEYS, "variant": "ensemble(tang2019)", "seeds": 3,
+                       "accuracy": accuracy}]).to_csv(tmp_path / "splits" / f"seed{seed}" / "tables" / "ensembles.csv",
+                                                      index=False)
+    table = split_spread(studies)
+    assert _row(table, "tang2019", "split", seed=2)["test_ensemble_accuracy"] == pytest.approx(0.95)
+    assert _row(table, "tang2019", "split", seed=2)["test_accuracy"] == pytest.approx(0.94)  # the seeds' mean
+    assert math.isnan(_row(table, "tang2019", "split", seed=3)["test_ensemble_accuracy"])
+    assert math.isnan(_row(table, "gabor_svm", "split", seed=1)["test_ensemble_accuracy"])
+    across = _row(table, "tang2019", "across_splits")
+    assert across["test_ensemble_accuracy"] == pytest.approx(0.94)  # over the splits that have one
+    assert (across["test_ensemble_accuracy_min"], across["test_ensemble_accuracy_max"]) == pytest.approx((0.93, 0.95))
+
+
 def test_a_missing_split_study_is_named(tmp_path):
     studies = _plant_split_studies(tmp_path / "splits")
     (tmp_path / "splits" / "seed2" / "tables" / "summary_validation.csv").unlink()
@@ -145,7 +161,7 @@ def _overlaid():
 def test_overlay_validates_and_narrows_the_published_run():
     config = _overlaid()
     assert list(config["surveys"]) == ["FIRST"]
-    assert config["train"]["models"] == ["tang2019", "gabor_svm"] and config["train"]["seeds"] == [0]
+    assert config["train"]["models"] == ["tang2019", "gabor_svm"] and config["train"]["seeds"] == [0, 1, 2, 3, 4]
     assert config["train"]["epochs"] == 60 and config["transfer"]["models"] == []
     assert config["catalogue"]["columns"]["split"] is None
     assert config["catalogue"]["split"]["test_fraction"] == 0.3
@@ -161,7 +177,7 @@ def test_split_study_plans_first_only_with_the_two_models(tmp_path):
     fields = [dict(item.strip().split("=", 1) for item in line.split(",")) for line in wildcards]
     assert {f["survey"] for f in fields if "survey" in f} == {"FIRST"}
     assert {f["model"] for f in fields if "model" in f} == {"tang2019", "gabor_svm"}
-    assert {f["seed"] for f in fields if "seed" in f} == {"0"}
+    assert {f["seed"] for f in fields if "seed" in f} == {"0", "1", "2", "3", "4"}
     assert "train_transfer" not in result.stdout and "split_spread" not in result.stdout
     assert "evaluate_extra_split" in result.stdout  # the validation split, for the gap
 

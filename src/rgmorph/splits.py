@@ -3,8 +3,10 @@
 FRDEEP's published split puts validation accuracy 6-10 points below test accuracy for every model
 (issue 13). ``make splits`` repeats one study on seeded stratified splits of the whole sample
 (config/splits.yaml, one study per split seed, each in ``<splits.results_dir>/seed<k>``); this module
-reads each study's ``tables/summary.csv`` (test) and ``tables/summary_validation.csv`` (each run's own
-validation hold-out) and writes ``tables/split_spread.csv``, one row per variant and:
+reads each study's ``tables/summary.csv`` (test), ``tables/summary_validation.csv`` (each run's own
+validation hold-out) and, where the study has it, ``tables/ensembles.csv`` (``test_ensemble_accuracy``: the
+declared variant ``ensemble(<model>)``, the mean of the seeds' probabilities) and writes
+``tables/split_spread.csv``, one row per variant and:
 
 - ``scope = split``: one split study, its numbers the means over training seeds (as in summary.csv);
 - ``scope = across_splits``: over those split means, the mean (in ``test_accuracy`` etc.), the sample
@@ -26,7 +28,7 @@ from rgmorph.evaluate import GROUP_COLUMNS
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import table
 
-METRICS = ["test_accuracy", "test_auroc", "val_accuracy", "val_test_gap"]
+METRICS = ["test_accuracy", "test_auroc", "test_ensemble_accuracy", "val_accuracy", "val_test_gap"]
 SPREADS = ["std", "min", "max"]
 SCOPE_ORDER = {"main_study": 0, "split": 1, "across_splits": 2}
 
@@ -68,11 +70,21 @@ def _validation_columns(validation: pd.DataFrame) -> pd.DataFrame:
         columns={"n_test": "n_validation", "accuracy_mean": "val_accuracy"})
 
 
+def _ensemble_columns(results_dir: str | Path) -> pd.DataFrame:
+    """The seed ensemble's test accuracy per variant; no rows where the study has no tables/ensembles.csv."""
+    path = Path(table(results_dir, "ensembles.csv"))
+    if not path.is_file():
+        return pd.DataFrame(columns=GROUP_COLUMNS).assign(test_ensemble_accuracy=pd.Series(dtype=float))
+    return _read_summary(path)[GROUP_COLUMNS + ["accuracy"]].rename(columns={"accuracy": "test_ensemble_accuracy"})
+
+
 def read_split_study(results_dir: str | Path) -> pd.DataFrame:
-    """One row per variant: test accuracy and AUROC, validation accuracy, their gap (means over seeds)."""
+    """One row per variant: test accuracy and AUROC (means over seeds), the seed ensemble's test accuracy,
+    validation accuracy and its gap to test."""
     summary_path, validation_path = _summary_files(results_dir)
-    rows = _test_columns(_read_summary(summary_path)).merge(
-        _validation_columns(_read_summary(validation_path)), on=GROUP_COLUMNS, how="left")
+    rows = (_test_columns(_read_summary(summary_path))
+            .merge(_ensemble_columns(results_dir), on=GROUP_COLUMNS, how="left")
+            .merge(_validation_columns(_read_summary(validation_path)), on=GROUP_COLUMNS, how="left"))
     rows["val_test_gap"] = rows["val_accuracy"] - rows["test_accuracy"]
     return rows.assign(validation_from="summary_validation.csv", results_dir=str(results_dir))
 
@@ -86,7 +98,8 @@ def read_main_study(results_dir: str | Path) -> pd.DataFrame | None:
     if Path(validation_path).is_file():
         return read_split_study(results_dir).assign(scope="main_study")
     summary = _read_summary(summary_path)
-    rows = _test_columns(summary).assign(val_accuracy=summary.get("val_accuracy_mean", float("nan")))
+    rows = _test_columns(summary).merge(_ensemble_columns(results_dir), on=GROUP_COLUMNS, how="left")
+    rows["val_accuracy"] = summary.get("val_accuracy_mean", float("nan"))
     rows["val_test_gap"] = rows["val_accuracy"] - rows["test_accuracy"]
     return rows.assign(validation_from="summary.csv val_accuracy_mean", results_dir=str(results_dir),
                        scope="main_study")

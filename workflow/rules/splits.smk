@@ -6,6 +6,9 @@ SPLIT_STUDIES = {seed: study_dir(config["splits"]["results_dir"], seed) for seed
 # this study's own split, when its summaries are there: the table must not make Snakemake train it
 MAIN_SUMMARIES = [layout.table(RESULTS, name) for name in ("summary.csv", "summary_validation.csv")
                   if os.path.exists(layout.table(RESULTS, name))]
+# each study's seed ensembles, where it has them (make splits makes them; a one-seed study's add nothing)
+ENSEMBLES = [path for path in (layout.table(folder, "ensembles.csv") for folder in [*SPLIT_STUDIES.values(), RESULTS])
+             if os.path.exists(path)]
 
 
 if SPLIT_STUDIES:
@@ -15,6 +18,7 @@ if SPLIT_STUDIES:
             summaries=[layout.table(folder, "summary.csv") for folder in SPLIT_STUDIES.values()],
             validation=[layout.table(folder, "summary_validation.csv") for folder in SPLIT_STUDIES.values()],
             main=MAIN_SUMMARIES,
+            ensembles=ENSEMBLES,
         output:
             table=report(
                 f"{RESULTS}/tables/split_spread.csv",
