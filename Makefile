@@ -100,7 +100,7 @@ ablation: $(STAMP)
 	    -- $(foreach table,summary_validation summary ensembles,$$results/ablation/$$choice/tables/$(table).csv) \
 	    || exit 1; \
 	done && \
-	$(BIN)/rgmorph compare-choices --setting ablation $(foreach choice,$(ABLATION_CHOICES),$(choice)=$$results/ablation/$(choice)) \
+	$(BIN)/rgmorph compare-choices --setting ablation --across-models $(foreach choice,$(ABLATION_CHOICES),$(choice)=$$results/ablation/$(choice)) \
 	  --output $$results/ablation/tables/ablation.csv
 
 # The shipped pretrained models (resources/models, rgmorph.shipped) regenerated from their studies' results

@@ -138,17 +138,17 @@ def test_a_table_that_is_no_summary_is_refused(tmp_path):
 # ------------------------------------------------- tables/circular_mask.csv (a choice made on validation)
 
 
-def _planted_study(folder, val_accuracy, test_accuracy, val_probability):
+def _planted_study(folder, val_accuracy, test_accuracy, val_probability, model="tang2019"):
     """A choice's study: summaries on validation and test, and per seed a predictions_validation.csv whose
     true-class probability is ``val_probability`` for every source (so its loss is -log of it)."""
     (folder / "tables").mkdir(parents=True)
     for name, accuracy in (("summary_validation", val_accuracy), ("summary", test_accuracy)):
-        rows = [_summary_row("tang2019", "scratch", survey, survey, 92 if name != "summary" else 198,
+        rows = [_summary_row(model, "scratch", survey, survey, 92 if name != "summary" else 198,
                              accuracy[survey], accuracy[survey] + 0.02) for survey in ("FIRST", "NVSS")]
         pd.DataFrame(rows).to_csv(folder / "tables" / f"{name}.csv", index=False)
     for survey in ("FIRST", "NVSS"):
         for seed, shift in ((0, -0.01), (1, 0.01)):
-            run = folder / "evaluation" / survey / "tang2019" / f"seed{seed}"
+            run = folder / "evaluation" / survey / model / f"seed{seed}"
             run.mkdir(parents=True)
             p = val_probability[survey] + shift
             pd.DataFrame({"name": ["a", "b"], "label": [0, 1], "class_name": ["FRI", "FRII"], "predicted": [0, 1],
@@ -197,6 +197,24 @@ def test_the_choice_table_shows_which_class_a_choice_moves_and_the_seed_ensemble
     assert table.loc[("NVSS", "baseline"), "test_recall_FRII_mean"] == pytest.approx(0.9)
     assert table.loc[("FIRST", "ema"), "test_ensemble_accuracy"] == pytest.approx(0.97)
     assert np.isnan(table.loc[("NVSS", "ema"), "test_ensemble_accuracy"])  # no ensemble row for NVSS
+
+
+def test_an_ablation_that_changes_the_network_picks_one_choice_per_survey_across_models(tmp_path):
+    _planted_study(tmp_path / "baseline", {"FIRST": 0.90, "NVSS": 0.85}, {"FIRST": 0.95, "NVSS": 0.86},
+                   {"FIRST": 0.8, "NVSS": 0.7})
+    _planted_study(tmp_path / "d8", {"FIRST": 0.92, "NVSS": 0.84}, {"FIRST": 0.94, "NVSS": 0.90},
+                   {"FIRST": 0.8, "NVSS": 0.7}, model="dn_equivariant")
+    studies = {"baseline": tmp_path / "baseline", "d8": tmp_path / "d8"}
+    table = choice_table(studies, "ablation", across_models=True)
+    picked = table[table["picked_on_validation"]].set_index("survey")
+    assert picked["ablation"].to_dict() == {"FIRST": "d8", "NVSS": "baseline"}
+    assert picked.loc["FIRST", "model"] == "dn_equivariant"
+    d8 = table[table["ablation"] == "d8"].set_index("survey")
+    assert d8.loc["FIRST", "test_accuracy_change_vs_baseline"] == pytest.approx(0.94 - 0.95)  # against tang2019
+    assert list(table["ablation"]) == ["baseline", "d8", "baseline", "d8"]  # per survey, in choice order
+    # per variant (the default), each network is its own variant and so its only choice is picked
+    assert table["picked_on_validation"].sum() == 2
+    assert choice_table(studies, "ablation")["picked_on_validation"].sum() == 4
 
 
 def test_a_full_tie_on_validation_keeps_the_first_choice(tmp_path):

@@ -67,30 +67,38 @@ def choice_rows(choice: str, results_dir: str | Path) -> pd.DataFrame:
     return rows.assign(choice=choice)
 
 
-def pick_on_validation(rows: pd.DataFrame, order: list[str]) -> pd.Series:
-    """True for the choice picked per variant: highest validation accuracy, lowest loss, then first in ``order``."""
+def pick_on_validation(rows: pd.DataFrame, order: list[str], per: list[str] = KEYS) -> pd.Series:
+    """True for the choice picked per ``per`` group (a variant by default): highest validation accuracy, lowest
+    loss, then first in ``order``."""
     ranked = rows.assign(rank=rows["choice"].map(order.index)).sort_values(
         ["val_accuracy_mean", "val_loss_mean", "rank"], ascending=[False, True, True])
-    picked = ranked.groupby(KEYS, sort=False).head(1).index
+    picked = ranked.groupby(per, sort=False).head(1).index
     return rows.index.isin(picked)
 
 
-def choice_table(results_dirs: Mapping[str, str | Path], setting: str = "choice") -> pd.DataFrame:
-    """Every choice of every variant (one row each), the pick marked, the test change from the first choice."""
+def choice_table(results_dirs: Mapping[str, str | Path], setting: str = "choice",
+                 across_models: bool = False) -> pd.DataFrame:
+    """Every choice of every variant (one row each), the pick marked, the test change from the first choice.
+    ``across_models``: a choice may change the network (an ablation's D_N CNN against the Tang CNN), so one
+    pick per survey over every model, and the change is from the first choice's row of the same survey."""
     order = list(results_dirs)
+    per = [key for key in KEYS if key != "model"] if across_models else KEYS
     rows = pd.concat([choice_rows(choice, folder) for choice, folder in results_dirs.items()], ignore_index=True)
-    rows["picked_on_validation"] = pick_on_validation(rows, order)
-    first = rows[rows["choice"] == order[0]].set_index(KEYS)
-    baseline = rows.set_index(KEYS).index.map(first["test_accuracy_mean"])
+    rows["picked_on_validation"] = pick_on_validation(rows, order, per)
+    first = rows[rows["choice"] == order[0]].set_index(per)
+    if across_models and first.index.duplicated().any():
+        raise ValueError(f"choice {order[0]!r} trains several models: the change from it is ambiguous across models")
+    baseline = rows.set_index(per).index.map(first["test_accuracy_mean"])
     rows[f"test_accuracy_change_vs_{order[0]}"] = rows["test_accuracy_mean"].to_numpy() - np.asarray(baseline, float)
     rows = rows.rename(columns={"choice": setting})
     leading = [*KEYS, setting, "picked_on_validation"]
-    rows = rows.assign(rank=rows[setting].map(order.index)).sort_values([*KEYS, "rank"]).drop(columns="rank")
+    sort_keys = [*per, "rank", *(["model"] if across_models else [])]
+    rows = rows.assign(rank=rows[setting].map(order.index)).sort_values(sort_keys).drop(columns="rank")
     return rows[[*leading, *[column for column in rows.columns if column not in leading]]].reset_index(drop=True)
 
 
 def write_choice_table(results_dirs: Mapping[str, str | Path], table_path: str | Path,
-                       setting: str = "choice") -> pd.DataFrame:
-    table = choice_table(results_dirs, setting)
+                       setting: str = "choice", across_models: bool = False) -> pd.DataFrame:
+    table = choice_table(results_dirs, setting, across_models)
     write_csv_atomic(table_path, table, float_format="%.4f")
     return table

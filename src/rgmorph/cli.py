@@ -209,6 +209,8 @@ def _add_table_commands(commands) -> None:
     choices.add_argument("choices", nargs="+", metavar="CHOICE=RESULTS_DIR",
                          help="one study per choice, the default first")
     choices.add_argument("--setting", default="choice", help="the column naming the choice, e.g. circular_mask")
+    choices.add_argument("--across-models", action="store_true",
+                         help="choices may change the network: one pick per survey over every model")
     choices.add_argument("--output", required=True)
 
 
@@ -253,7 +255,7 @@ def _table_command(arguments) -> int:
         table = cleaning.write_cleaning_effect(arguments.published, arguments.cleaned, arguments.output)
     else:
         studies = dict(item.split("=", 1) for item in arguments.choices)
-        table = choice.write_choice_table(studies, arguments.output, arguments.setting)
+        table = choice.write_choice_table(studies, arguments.output, arguments.setting, arguments.across_models)
     print(table.to_string(index=False))
     print(f"written: {arguments.output}")
     return 0
