@@ -18,6 +18,7 @@ if "classify" not in config:
     include: "workflow/rules/preprocess.smk"
     include: "workflow/rules/train.smk"
     include: "workflow/rules/transfer.smk"
+    include: "workflow/rules/pretrain.smk"
     include: "workflow/rules/evaluate.smk"
     include: "workflow/rules/referee.smk"
     include: "workflow/rules/splits.smk"

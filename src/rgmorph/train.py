@@ -43,10 +43,10 @@ from rgmorph.batched import Freeze, SeedBatch, SeedRun
 from rgmorph.checkpoint import (build_checkpoint, load_checkpoint, load_safely, run_environment,  # noqa: F401
                                 save_checkpoint, save_torch_atomic)
 from rgmorph.files import sha256_file, write_csv_atomic
-from rgmorph.train_settings import TrainSettings, TransferSpec
+from rgmorph.train_settings import SelfSupervisedStart, TrainSettings, TransferSpec
 from rgmorph.training_data import TrainingData, validation_split
 
-__all__ = ["TrainSettings", "TransferSpec", "TrainingData", "NetworkTraining", "train_seeds", "load_checkpoint",
+__all__ = ["SelfSupervisedStart", "TrainSettings", "TransferSpec", "TrainingData", "NetworkTraining", "train_seeds", "load_checkpoint",
            "predict_logits", "validation_split", "select_device", "make_deterministic", "default_state_path"]
 
 log = logging.getLogger(__name__)
@@ -117,18 +117,20 @@ def _better(score: dict | None, previous: dict | None, selection_metric: str) ->
 def train_seeds(dataset_path: str | Path, model_name: str, seeds: Sequence[int], settings: TrainSettings,
                 checkpoint_paths: Sequence[str | Path], history_paths: Sequence[str | Path],
                 transfer: TransferSpec | None = None, state_path: str | Path | None = None,
-                on_epoch_end: Callable[[int], None] | None = None) -> list[dict]:
+                on_epoch_end: Callable[[int], None] | None = None,
+                start: SelfSupervisedStart | None = None) -> list[dict]:
     """Train ``model_name`` on one dataset for every seed at once; write each seed's checkpoint (with its
     ``.run.json`` sidecar) and history; return the checkpoints as ``load_checkpoint`` reads them.
 
     ``state_path`` (default: last.pt beside the seed folders) holds the resumable state; ``on_epoch_end``
-    is called after each epoch (and after the state is saved) with the epoch number.
+    is called after each epoch (and after the state is saved) with the epoch number; ``start``: begin from
+    self-supervised pre-trained networks instead of the seed's random weights.
     """
     seeds = [int(seed) for seed in seeds]
     if not (len(seeds) == len(checkpoint_paths) == len(history_paths)):
         raise ValueError("one checkpoint and one history path per seed")
     if models.is_estimator(model_name):
-        if transfer is not None:
+        if transfer is not None or start is not None:
             raise ValueError(f"{model_name} is not a network: it cannot be fine-tuned")
         from rgmorph.train_gabor import train_gabor_seeds
 
@@ -137,18 +139,18 @@ def train_seeds(dataset_path: str | Path, model_name: str, seeds: Sequence[int],
         torch.set_num_threads(settings.threads)
     make_deterministic(seeds[0], settings.deterministic)
     state_path = Path(state_path) if state_path else default_state_path(checkpoint_paths)
-    training = NetworkTraining(dataset_path, model_name, seeds, settings, transfer, state_path)
+    training = NetworkTraining(dataset_path, model_name, seeds, settings, transfer, state_path, start)
     training.resume()
     training.run_epochs(on_epoch_end)
     return training.select_and_save(checkpoint_paths, history_paths)
 
 
-def _pretrained(transfer: TransferSpec, count: int, model_name: str, settings: TrainSettings,
+def _pretrained(checkpoints: Sequence[str | Path], count: int, model_name: str, settings: TrainSettings,
                 data: TrainingData) -> tuple[list[dict], list[dict]]:
     """(state_dict, record) of the source checkpoint of each of ``count`` seeds; refused unless it is the
     same model, with the same options, classes and image size."""
     states, records = [], []
-    for source_path in (Path(transfer.checkpoints[k]) for k in range(count)):
+    for source_path in (Path(checkpoints[k]) for k in range(count)):
         source = load_safely(source_path)
         wanted = (("model_name", model_name), ("model_options", settings.model_options),
                   ("class_names", list(data.dataset["class_names"])), ("image_size", data.image_size))
@@ -157,22 +159,33 @@ def _pretrained(transfer: TransferSpec, count: int, model_name: str, settings: T
             raise ValueError(f"cannot fine-tune from {source_path}: {'; '.join(problems)}")
         states.append(source["state_dict"])
         records.append({"path": str(source_path), "sha256": sha256_file(source_path), "survey": source["survey"],
-                        "seed": source["seed"], "pixel_scale_arcsec": source.get("pixel_scale_arcsec")})
+                        "seed": source["seed"], "pixel_scale_arcsec": source.get("pixel_scale_arcsec"),
+                        "pretraining": _pretraining_summary(source.get("pretraining"))})
     return states, records
+
+
+def _pretraining_summary(pretraining: dict | None) -> dict | None:
+    """A self-supervised checkpoint's method, settings and pool (count, sha256 of its table), not its sources."""
+    if pretraining is None:
+        return None
+    pool = {key: value for key, value in pretraining["pool"].items() if key != "sources"}
+    return {**{key: value for key, value in pretraining.items() if key not in ("pool", "history")}, "pool": pool}
 
 
 class NetworkTraining:
     """One ``train_seeds`` job of a network: prepare, ``resume``, ``run_epochs``, ``select_and_save``."""
 
     def __init__(self, dataset_path: str | Path, model_name: str, seeds: list[int], settings: TrainSettings,
-                 transfer: TransferSpec | None, state_path: Path):
+                 transfer: TransferSpec | None, state_path: Path, start: SelfSupervisedStart | None = None):
         self.model_name, self.seeds, self.settings, self.transfer = model_name, seeds, settings, transfer
+        self.start = start
         self.state_path = state_path
         self.device = select_device(settings.device)
         self.data = TrainingData.load(dataset_path, settings)
-        initial, self.pretrained = (_pretrained(transfer, len(seeds), model_name, settings, self.data) if transfer
-                                    else ([None] * len(seeds), []))
-        reinitialise = tuple(transfer.reinitialise) if transfer else ()
+        origin = transfer or start
+        initial, self.pretrained = (_pretrained(origin.checkpoints, len(seeds), model_name, settings, self.data)
+                                    if origin else ([None] * len(seeds), []))
+        self.reinitialise = reinitialise = tuple(origin.reinitialise) if origin else ()
         freeze = Freeze(tuple(transfer.frozen), transfer.batch_norm) if transfer else Freeze()
         self.trainer = SeedBatch(model_name, [SeedRun(seed, 0, state, reinitialise) for seed, state in zip(seeds, initial)],
                                  [self.data.tensors()], settings, self.device,
@@ -195,7 +208,7 @@ class NetworkTraining:
                  "images; device %s, CUDA graphs %s, %s", self.model_name, self.data.survey,
                  "transfer" if transfer else "scratch",
                  f" from {transfer.source}, frozen {list(transfer.frozen) or 'none'} (batch norm: {transfer.batch_norm})"
-                 if transfer else "", self.seeds, trainer.parameter_count, trainer.trainable_count,
+                 if transfer else (" from self-supervised pre-training" if self.start else ""), self.seeds, trainer.parameter_count, trainer.trainable_count,
                  len(self.data.fit_index), len(self.data.validation_index), self.device,
                  "on" if trainer.use_graphs else "off", f"precision {trainer.precision} ({self.settings.precision})")
 
@@ -207,7 +220,7 @@ class NetworkTraining:
             precision=self.trainer.precision,
             settings={key: value for key, value in asdict(self.settings).items() if key not in _NOT_IN_FINGERPRINT},
             pretrained=[item["sha256"] for item in self.pretrained], frozen=tuple(transfer.frozen) if transfer else (),
-            reinitialise=list(transfer.reinitialise) if transfer else [],
+            reinitialise=list(self.reinitialise),
             frozen_batch_norm=transfer.batch_norm if transfer else None)
 
     def resume(self) -> None:
@@ -320,6 +333,10 @@ class NetworkTraining:
                            "pretrained_checkpoint_sha256": pretrained["sha256"],
                            "reinitialised": list(transfer.reinitialise), "frozen_batch_norm": transfer.batch_norm,
                            "pretrained_pixel_scale_arcsec": pretrained["pixel_scale_arcsec"]})
+        if self.start:
+            pretrained = self.pretrained[k]
+            origin["self_supervised"] = {"checkpoint": pretrained["path"], "sha256": pretrained["sha256"],
+                                         "reinitialised": list(self.start.reinitialise), **(pretrained["pretraining"] or {})}
         return build_checkpoint(
             model_name=self.model_name, settings=asdict(self.settings), data=self.data.record(), seed=self.seeds[k],
             seeds=self.seeds, best=self.best[chosen][k], parameters=self.trainer.parameter_count,

@@ -97,3 +97,12 @@ class TransferSpec:
     reinitialise: Sequence[str] = ()  # module prefixes re-initialised from the seed instead of copied
     # batch norm in frozen layers: 'adapt' to the new survey's statistics, or 'keep' the pre-trained ones
     batch_norm: str = "adapt"
+
+
+@dataclass
+class SelfSupervisedStart:
+    """Start each seed from its own self-supervised pre-trained network (rgmorph.pretrain), one checkpoint per
+    seed; the classifier is re-initialised from the seed, the trunk copied and trained on."""
+
+    checkpoints: Sequence[str | Path]
+    reinitialise: Sequence[str] = ("classifier",)
