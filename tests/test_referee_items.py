@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from rgmorph import cli
-from rgmorph.choice import choice_table, cross_entropy
+from rgmorph.choice import choice_table, cross_entropy, write_choice_table
 from rgmorph.cleaning import cleaning_effect, read_summary, write_cleaning_effect
 from rgmorph.neighbours import NeighbourSettings, neighbours_table, resolve_neighbours, write_neighbours_table
 
@@ -215,6 +215,31 @@ def test_an_ablation_that_changes_the_network_picks_one_choice_per_survey_across
     # per variant (the default), each network is its own variant and so its only choice is picked
     assert table["picked_on_validation"].sum() == 2
     assert choice_table(studies, "ablation")["picked_on_validation"].sum() == 4
+
+
+def test_a_choice_whose_study_left_only_tables_keeps_its_rows_from_the_table_it_replaces(tmp_path):
+    for choice, val in (("baseline", 0.90), ("ema", 0.88)):
+        _planted_study(tmp_path / choice, {"FIRST": val, "NVSS": val - 0.05}, {"FIRST": 0.95, "NVSS": 0.86},
+                       {"FIRST": 0.8, "NVSS": 0.7})
+    output = tmp_path / "ablation.csv"
+    first = write_choice_table({"baseline": tmp_path / "baseline", "ema": tmp_path / "ema"}, output, "ablation")
+    for path in (tmp_path / "baseline" / "evaluation").glob("**/*.csv"):  # a clone: the committed tables only
+        path.unlink()
+    _planted_study(tmp_path / "sigma2", {"FIRST": 0.93, "NVSS": 0.80}, {"FIRST": 0.90, "NVSS": 0.86},
+                   {"FIRST": 0.8, "NVSS": 0.7})
+    table = write_choice_table({"baseline": tmp_path / "baseline", "ema": tmp_path / "ema",
+                                "sigma2": tmp_path / "sigma2"}, output, "ablation")
+    kept = table[table["ablation"] == "baseline"].reset_index(drop=True)
+    before = first[first["ablation"] == "baseline"].reset_index(drop=True)
+    assert kept["val_loss_mean"].to_numpy() == pytest.approx(before["val_loss_mean"].to_numpy(), abs=1e-4)
+    picked = table[table["picked_on_validation"]].set_index("survey")["ablation"].to_dict()
+    assert picked == {"FIRST": "sigma2", "NVSS": "baseline"}
+    assert table.set_index(["survey", "ablation"]).loc[("FIRST", "sigma2"), "test_accuracy_change_vs_baseline"] == \
+        pytest.approx(-0.05)
+    # without the previous table, the study without predictions is refused as before
+    output.unlink()
+    with pytest.raises(FileNotFoundError, match="extra_splits"):
+        write_choice_table({"baseline": tmp_path / "baseline", "ema": tmp_path / "ema"}, output, "ablation")
 
 
 def test_a_full_tie_on_validation_keeps_the_first_choice(tmp_path):

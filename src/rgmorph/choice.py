@@ -10,6 +10,7 @@ only, the test accuracy and AUROC (tables/summary.csv) and their change from the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from rgmorph.files import write_csv_atomic
 from rgmorph.layout import Run
 
+log = logging.getLogger(__name__)
 KEYS = ["model", "kind", "trained_on", "survey"]
 SMALLEST_PROBABILITY = 1e-12  # a confident wrong answer costs a finite loss
 
@@ -76,14 +78,28 @@ def pick_on_validation(rows: pd.DataFrame, order: list[str], per: list[str] = KE
     return rows.index.isin(picked)
 
 
+def _tabulated_rows(choice: str, folder: str | Path, previous: pd.DataFrame | None, setting: str) -> pd.DataFrame:
+    """A choice's rows: from its study, or, where the study's per-run predictions are not in this checkout (a
+    clone holds the committed tables only), from the table this one replaces, which was made from them."""
+    if previous is not None and not any(Path(folder).glob("evaluation/**/predictions_validation.csv")):
+        kept = previous[previous[setting] == choice]
+        if len(kept):
+            log.info("%s %s: rows from the previous table (no per-run predictions here)", setting, choice)
+            derived = ["picked_on_validation", *[c for c in kept.columns if c.startswith("test_accuracy_change_vs_")]]
+            return kept.drop(columns=derived).rename(columns={setting: "choice"}).reset_index(drop=True)
+    return choice_rows(choice, folder)
+
+
 def choice_table(results_dirs: Mapping[str, str | Path], setting: str = "choice",
-                 across_models: bool = False) -> pd.DataFrame:
+                 across_models: bool = False, previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every choice of every variant (one row each), the pick marked, the test change from the first choice.
     ``across_models``: a choice may change the network (an ablation's D_N CNN against the Tang CNN), so one
-    pick per survey over every model, and the change is from the first choice's row of the same survey."""
+    pick per survey over every model, and the change is from the first choice's row of the same survey.
+    ``previous``: the table this one replaces, for the choices whose studies left only their tables here."""
     order = list(results_dirs)
     per = [key for key in KEYS if key != "model"] if across_models else KEYS
-    rows = pd.concat([choice_rows(choice, folder) for choice, folder in results_dirs.items()], ignore_index=True)
+    rows = pd.concat([_tabulated_rows(choice, folder, previous, setting) for choice, folder in results_dirs.items()],
+                     ignore_index=True)
     rows["picked_on_validation"] = pick_on_validation(rows, order, per)
     first = rows[rows["choice"] == order[0]].set_index(per)
     if across_models and first.index.duplicated().any():
@@ -99,6 +115,8 @@ def choice_table(results_dirs: Mapping[str, str | Path], setting: str = "choice"
 
 def write_choice_table(results_dirs: Mapping[str, str | Path], table_path: str | Path,
                        setting: str = "choice", across_models: bool = False) -> pd.DataFrame:
-    table = choice_table(results_dirs, setting, across_models)
+    """Write the table; rows of choices whose studies left only their tables come from the one it replaces."""
+    previous = pd.read_csv(table_path, keep_default_na=False, na_values=[""]) if Path(table_path).is_file() else None
+    table = choice_table(results_dirs, setting, across_models, previous)
     write_csv_atomic(table_path, table, float_format="%.4f")
     return table
