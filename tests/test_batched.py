@@ -91,7 +91,7 @@ def test_one_batched_forward_for_all_runs_equals_one_forward_per_run():
 
 @pytest.mark.parametrize("name", models.available())
 def test_every_network_trains_as_one_batched_model_and_each_run_loads_into_the_registry_model(name):
-    size = {"tang2019": 96, "dn_equivariant": 64}.get(name, 48)
+    size = {"tang2019": 96, "dn_equivariant": 64, "cn_equivariant": 64}.get(name, 48)
     options = {"width": 8} if name == "resnet" else {}
     data = _tiny_data(size=size)
     # vmap, as on a GPU

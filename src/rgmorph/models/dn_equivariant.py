@@ -26,7 +26,8 @@ Exact invariance also needs the spatial path to commute with the symmetries of t
   keep the radial structure (core-bright FRI against edge-bright FRII) that a global pool would lose.
 
 The head is LeNet's (FC-120, FC-84, dropout, FC-num_classes) on the ring-averaged features.
-Cost grows as N^2 (the group convolution has 2N times more input and output channels).
+Cost grows as N^2 (the group convolution has 2N times more input and output channels). ``cn_equivariant``
+is the same network on the rotation group C_N alone (N poses): half the channels, no reflection invariance.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ def _rotation_matrix(kernel_size: int, angle: float) -> np.ndarray:
     return matrix
 
 
-def _dihedral_index_table(order: int) -> torch.Tensor:
-    """table[g, h] = index of g^-1 h in D_N, where index m*N + r is reflection m followed by rotation r."""
+def _dihedral_index_table(order: int, reflections: bool = True) -> torch.Tensor:
+    """table[g, h] = index of g^-1 h in D_N, where index m*N + r is reflection m followed by rotation r
+    (in C_N, without reflections, index r)."""
 
     def compose(first, second):
         (rotation_1, reflection_1), (rotation_2, reflection_2) = first, second
@@ -92,18 +94,19 @@ def _dihedral_index_table(order: int) -> torch.Tensor:
         rotation, reflection = element
         return element if reflection else ((-rotation) % order, 0)
 
-    elements = [(rotation, reflection) for reflection in (0, 1) for rotation in range(order)]
+    elements = [(rotation, reflection) for reflection in ((0, 1) if reflections else (0,)) for rotation in range(order)]
     index = {element: position for position, element in enumerate(elements)}
     return torch.tensor([[index[compose(inverse(g), h)] for h in elements] for g in elements])
 
 
 class DihedralPoses(nn.Module):
     """The 2N poses of square filters: (..., k, k) -> (..., 2N, k, k), pose m*N + r being a flip of the
-    last axis when m = 1, then a rotation by r * 360/N degrees. Filters are masked to the inscribed disc."""
+    last axis when m = 1, then a rotation by r * 360/N degrees (without reflections the N rotations alone:
+    C_N). Filters are masked to the inscribed disc."""
 
-    def __init__(self, order: int, kernel_size: int):
+    def __init__(self, order: int, kernel_size: int, reflections: bool = True):
         super().__init__()
-        self.order = order
+        self.order, self.reflections = order, reflections
         self.steps_per_quarter_turn = order // 4
         self.register_buffer("disc", torch.from_numpy(_disc_mask(kernel_size)).float(), persistent=False)
         partial_turns = [_rotation_matrix(kernel_size, 2 * math.pi * step / order)
@@ -117,7 +120,7 @@ class DihedralPoses(nn.Module):
     def forward(self, filters: torch.Tensor) -> torch.Tensor:
         filters = filters * self.disc
         poses = []
-        for unrotated in (filters, filters.flip(-1)):
+        for unrotated in (filters, filters.flip(-1)) if self.reflections else (filters,):
             below_quarter_turn = [unrotated] + [
                 (unrotated.flatten(-2) @ matrix.T).unflatten(-1, unrotated.shape[-2:]) for matrix in self.partial_turns
             ]
@@ -130,9 +133,9 @@ class DihedralPoses(nn.Module):
 class LiftingConv(nn.Module):
     """Planar images to pose-indexed maps: (B, C, H, W) -> (B, fields, 2N, H - k + 1, W - k + 1)."""
 
-    def __init__(self, in_channels: int, fields: int, kernel_size: int, order: int):
+    def __init__(self, in_channels: int, fields: int, kernel_size: int, order: int, reflections: bool = True):
         super().__init__()
-        self.poses = DihedralPoses(order, kernel_size)
+        self.poses = DihedralPoses(order, kernel_size, reflections)
         self.weight = nn.Parameter(torch.empty(fields, in_channels, kernel_size, kernel_size))
         # one bias per field, shared by its poses, so that permuting poses permutes outputs
         self.bias = nn.Parameter(torch.zeros(fields))
@@ -150,12 +153,13 @@ class LiftingConv(nn.Module):
 class GroupConv(nn.Module):
     """Convolution over space and D_N: (B, in_fields, 2N, H, W) -> (B, fields, 2N, H - k + 1, W - k + 1)."""
 
-    def __init__(self, in_fields: int, fields: int, kernel_size: int, order: int):
+    def __init__(self, in_fields: int, fields: int, kernel_size: int, order: int, reflections: bool = True):
         super().__init__()
-        self.poses = DihedralPoses(order, kernel_size)
-        self.weight = nn.Parameter(torch.empty(fields, in_fields, 2 * order, kernel_size, kernel_size))
+        self.poses = DihedralPoses(order, kernel_size, reflections)
+        group_size = 2 * order if reflections else order
+        self.weight = nn.Parameter(torch.empty(fields, in_fields, group_size, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(fields))
-        self.register_buffer("inverse_times", _dihedral_index_table(order), persistent=False)
+        self.register_buffer("inverse_times", _dihedral_index_table(order, reflections), persistent=False)
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -199,7 +203,7 @@ def _ring_weights(size: int, rings: int) -> torch.Tensor:
 class DNEquivariantCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, image_size: int = 150, order: int = 4,
                  fields: Sequence[int] = (6, 16), kernel_size: int = 5, group_pool: str = "max",
-                 rings: int = 8, dropout: float = 0.5):
+                 rings: int = 8, dropout: float = 0.5, reflections: bool = True):
         super().__init__()
         if order % 4 or order < 4:
             raise ValueError(f"order must be a positive multiple of 4 (4, 8, 16), not {order}")
@@ -208,8 +212,8 @@ class DNEquivariantCNN(nn.Module):
         if group_pool not in ("max", "mean"):
             raise ValueError(f"group_pool must be 'max' or 'mean', not {group_pool!r}")
         self.group_pool = group_pool
-        self.lift = LiftingConv(in_channels, fields[0], kernel_size, order)
-        self.group_conv = GroupConv(fields[0], fields[1], kernel_size, order)
+        self.lift = LiftingConv(in_channels, fields[0], kernel_size, order, reflections)
+        self.group_conv = GroupConv(fields[0], fields[1], kernel_size, order, reflections)
         final_size = image_size
         for _ in range(2):  # convolution, then _halve
             final_size = math.ceil((final_size - kernel_size + 1) / 2)
@@ -233,3 +237,13 @@ def dn_equivariant(in_channels: int = 1, num_classes: int = 2, image_size: int =
                    rings: int = 8, dropout: float = 0.5) -> nn.Module:
     return DNEquivariantCNN(in_channels, num_classes, image_size, order, fields, kernel_size, group_pool,
                             rings, dropout)
+
+
+@register("cn_equivariant")
+def cn_equivariant(in_channels: int = 1, num_classes: int = 2, image_size: int = 150, order: int = 4,
+                   fields: Sequence[int] = (6, 16), kernel_size: int = 5, group_pool: str = "max",
+                   rings: int = 8, dropout: float = 0.5) -> nn.Module:
+    """The rotations alone (C_N, N poses per field): half the cost of D_N; invariant to the image's quarter turns
+    exactly, to other multiples of 360/N approximately, and not to reflections."""
+    return DNEquivariantCNN(in_channels, num_classes, image_size, order, fields, kernel_size, group_pool,
+                            rings, dropout, reflections=False)
