@@ -4,7 +4,8 @@ import os
 
 from snakemake.utils import min_version, validate
 
-from rgmorph import config_check, layout, settings
+from rgmorph import config_check, layout, models, settings
+from rgmorph.fetch.mirror import mirror_dirs, mirror_setting
 from rgmorph.layout import Run
 
 min_version("9.0")
@@ -152,3 +153,16 @@ def final_outputs():
         *[layout.figure(RESULTS, name, ext) for name in figure_names() for ext in ("png", "pdf")],
         *([layout.table(RESULTS, "split_spread.csv")] if config["splits"]["seeds"] else []),
     ]
+
+
+# self-supervised pre-training (pretrain.smk)
+def pretrain_mirrors():
+    """pretrain.mirror_dir, else the study's own mirror(s) as the fetch reads them ($RGMORPH_SKYVIEW_MIRROR first)."""
+    return mirror_dirs(config["pretrain"]["mirror_dir"] or mirror_setting(config["fetch"]["mirror_dir"]))
+
+
+def self_supervised_checkpoints(wildcards):
+    """The pre-trained network of each seed, for networks (a fitted estimator has nothing to pre-train)."""
+    if models.is_estimator(wildcards.model):
+        return []
+    return [f"{RESULTS}/pretrain/{wildcards.survey}/{wildcards.model}/seed{seed}/pretrained.pt" for seed in SEEDS]

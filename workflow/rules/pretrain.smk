@@ -1,23 +1,8 @@
 # Self-supervised pre-training (pretrain.method: simclr; rgmorph.pretrain): per survey and network one job
 # pre-trains every seed's trunk on the pool, and train_self_supervised starts each seed of the study from it.
 # Absent with method 'none'. The Gabor SVM is no network: it trains as before.
-from rgmorph import models
-from rgmorph.fetch.mirror import mirror_dirs, mirror_setting
-
 PRETRAIN = config["pretrain"]
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{survey}}/{{model}}"
-
-
-def pretrain_mirrors():
-    """pretrain.mirror_dir, else the study's own mirror(s) as the fetch reads them ($RGMORPH_SKYVIEW_MIRROR first)."""
-    return mirror_dirs(PRETRAIN["mirror_dir"] or mirror_setting(config["fetch"]["mirror_dir"]))
-
-
-def self_supervised_checkpoints(wildcards):
-    """The pre-trained network of each seed, for networks (a fitted estimator has nothing to pre-train)."""
-    if models.is_estimator(wildcards.model):
-        return []
-    return [f"{RESULTS}/pretrain/{wildcards.survey}/{wildcards.model}/seed{seed}/pretrained.pt" for seed in SEEDS]
 
 
 if PRETRAIN["method"] != "none":
