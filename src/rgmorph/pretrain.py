@@ -13,7 +13,6 @@ and recorded in each, so a reader can check that no test source is in it.
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import math
@@ -33,6 +32,8 @@ from rgmorph import fast_cpu, models
 from rgmorph.augment import random_rotate_flip
 from rgmorph.catalogue import parse_angle
 from rgmorph.checkpoint import save_torch_atomic
+from rgmorph.fetch.common import PermanentFetchError
+from rgmorph.fetch.mirror import read_checked_cutout
 from rgmorph.files import sha256_bytes
 from rgmorph.preprocess import preprocess_image, read_fits_image
 
@@ -122,10 +123,10 @@ def pool_images(pool: pd.DataFrame, preprocess: Mapping) -> np.ndarray:
     """(N, 1, S, S) float32 images, each checked against its sha256 and preprocessed as the study's."""
     images = []
     for row in pool.itertuples():
-        with (gzip.open if row.file.endswith(".gz") else open)(row.file, "rb") as handle:
-            data = handle.read()
-        if sha256_bytes(data) != row.sha256:  # the index holds the uncompressed file's, as the fetch checks
-            raise ValueError(f"pretrain pool: {row.file} does not match the sha256 of its mirror's index.csv")
+        try:
+            data = read_checked_cutout(Path(row.file), row.sha256)
+        except PermanentFetchError as exc:
+            raise ValueError(f"pretrain pool: {row.file}: {exc} (its mirror's index.csv)") from None
         images.append(preprocess_image(read_fits_image(io.BytesIO(data)), **preprocess))
     return np.stack(images)[:, None].astype(np.float32)
 

@@ -23,6 +23,25 @@ MIRROR_INDEX_COLUMNS = ["survey", "ra_deg", "dec_deg", "file", "sha256"]
 MIRROR_MATCH_ARCSEC = 3.0
 
 
+def read_checked_cutout(path: Path, sha256: str, max_bytes: int = MAX_CUTOUT_BYTES) -> bytes:
+    """A mirror file's bytes (gunzipped), checked against its size cap and the sha256 its index.csv holds
+    (the uncompressed file's): PermanentFetchError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise PermanentFetchError(f"file {path} is missing")
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise PermanentFetchError(f"cannot read {path} ({exc})") from None
+    if len(data) > max_bytes:
+        raise too_large(f"{path} (uncompressed)", max_bytes)
+    if sha256_bytes(data) != sha256:
+        raise PermanentFetchError(f"sha256 of the (uncompressed) file is {sha256_bytes(data)[:12]}..., "
+                                  f"the index says {sha256[:12]}...")
+    return data
+
+
 def _raise_if_unreadable(sources: pd.DataFrame, survey: Survey, find, where: str, name_mirror: bool = False) -> None:
     """Before fetching: every mirror file the catalogue needs reads and matches its sha256. ``find(survey, ra,
     dec)`` -> (mirror, index row); a position no mirror holds is that source's own failure (fetch.on_failure)."""
@@ -85,21 +104,7 @@ class MirrorSource:
                              f"mirror {self.root} is")
 
     def _read(self, entry: pd.Series) -> bytes:
-        """The (gunzipped) file of an index row, checked against its size cap and sha256."""
-        path = self.root / entry["file"]
-        if not path.is_file():
-            raise PermanentFetchError(f"file {path} is missing")
-        try:
-            with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
-                data = handle.read(self.max_bytes + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise PermanentFetchError(f"cannot read {path} ({exc})") from None
-        if len(data) > self.max_bytes:
-            raise too_large(f"{path} (uncompressed)", self.max_bytes)
-        if sha256_bytes(data) != entry["sha256"]:
-            raise PermanentFetchError(f"sha256 of the (uncompressed) file is {sha256_bytes(data)[:12]}..., "
-                                      f"the index says {entry['sha256'][:12]}...")
-        return data
+        return read_checked_cutout(self.root / entry["file"], entry["sha256"], self.max_bytes)
 
     def expected_sha256(self, survey: Survey, ra_deg: float, dec_deg: float) -> str:
         return self._locate(survey, ra_deg, dec_deg)["sha256"]
