@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rgmorph.decision import adjusted_probabilities, decision_record, fit_class_offsets
 from rgmorph.layout import DEFAULT_MODE, Run
 from rgmorph.files import read_checked_csv, sha256_file, write_csv_atomic, write_json_atomic
 from rgmorph.metrics import (
@@ -67,19 +68,24 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     dataset = load_dataset(dataset_path)
     if dataset["survey"] != checkpoint["survey"]:
         log.info("cross-survey evaluation: model trained on %s, tested on %s", checkpoint["survey"], dataset["survey"])
-    if split == "validation":  # the run's own hold-out from the training split, by name
-        test = np.flatnonzero(np.isin(dataset["names"], checkpoint["validation_names"]))
-    else:
-        test = np.flatnonzero(dataset["split"] == split)
+    test = split_indices(dataset, checkpoint, split)
     if not len(test):
         raise ValueError(f"{dataset_path}: no source in split {split!r} (splits present: "
                          f"{sorted(set(dataset['split'].tolist()))}); check catalogue assign_split / evaluate.extra_splits")
-    images = torch.from_numpy(dataset["images"][test]).unsqueeze(1)
-    probabilities = torch.softmax(predict_logits(model, images), dim=1).numpy().astype(np.float64)
+
+    def probabilities_of(indices: np.ndarray) -> np.ndarray:
+        images = torch.from_numpy(dataset["images"][indices]).unsqueeze(1)
+        return torch.softmax(predict_logits(model, images), dim=1).numpy().astype(np.float64)
+
+    probabilities = probabilities_of(test)
     labels = dataset["labels"][test]
     class_names = tuple(dataset["class_names"])
+    probabilities, decision = _decided(probabilities, split, checkpoint, dataset, probabilities_of)
     report = classification_report(labels, probabilities, class_names)
     report["split"] = split
+    if decision is not None:  # argmax runs' metrics.json stay as they were
+        report["class_offsets"] = decision
+        report["decision"] = "argmax after class_offsets" if decision["applied"] else report.get("decision", "argmax")
     intervals = bootstrap_intervals([labels], [classification_scores(probabilities)], class_names, n_resamples,
                                     CONFIDENCE, bootstrap_seed)
     report["bootstrap"] = {"method": f"percentile bootstrap over {split} sources", "n_resamples": n_resamples,
@@ -98,6 +104,29 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
              dataset["survey"], checkpoint["seed"], split, report["accuracy"], intervals["accuracy"]["low"],
              intervals["accuracy"]["high"], report["auroc"], len(test))
     return report
+
+
+def _decided(probabilities: np.ndarray, split: str, checkpoint: dict, dataset: dict, probabilities_of
+             ) -> tuple[np.ndarray, dict | None]:
+    """The split's probabilities under the run's decision rule (train.decision), and its record: 'balanced'
+    offsets are fitted on the run's own validation hold-out, whose scores stay the network's own."""
+    if (checkpoint.get("settings") or {}).get("decision") != "balanced":
+        return probabilities, None
+    validation = split_indices(dataset, checkpoint, "validation")
+    validation_probabilities = probabilities if split == "validation" else probabilities_of(validation)
+    validation_labels = dataset["labels"][validation]
+    offsets = fit_class_offsets(validation_labels, validation_probabilities)
+    applied = split != "validation"
+    record = decision_record(tuple(dataset["class_names"]), offsets, validation_labels, validation_probabilities,
+                             applied)
+    return (adjusted_probabilities(probabilities, offsets) if applied else probabilities), record
+
+
+def split_indices(dataset: dict, checkpoint: dict, split: str) -> np.ndarray:
+    """The dataset rows of a split; 'validation' is the run's own hold-out from the training split, by name."""
+    if split == "validation":
+        return np.flatnonzero(np.isin(dataset["names"], checkpoint["validation_names"]))
+    return np.flatnonzero(dataset["split"] == split)
 
 
 # ---------------------------------------------------------------- all runs

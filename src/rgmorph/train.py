@@ -55,7 +55,7 @@ RESUME_FORMAT = 4
 # Settings that do not change what is computed (only where, how fast, or how often state is saved):
 # a run resumes across changes of these. The thread count is not among them: on the CPU it can change
 # the order of floating-point sums.
-_NOT_IN_FINGERPRINT = ("device", "checkpoint_interval_s", "resume", "cuda_graphs", "strategy")
+_NOT_IN_FINGERPRINT = ("device", "checkpoint_interval_s", "resume", "cuda_graphs", "strategy", "decision")
 PHASES = ("training_steps", "batch_norm_statistics", "validation")
 
 

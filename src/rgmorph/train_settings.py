@@ -60,6 +60,7 @@ class TrainSettings:
     label_smoothing: float
     class_balance: str  # 'none', 'loss' or 'sampling'
     weight_averaging: str  # 'none' or 'ema'
+    decision: str  # 'argmax' or 'balanced' (rgmorph.decision, applied at evaluation)
     ema_decay: float
     validation: str  # 'holdout' (of the training split) or 'catalogue' (its own split)
     validation_fraction: float
