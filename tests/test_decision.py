@@ -48,7 +48,7 @@ def test_adjusted_probabilities_are_a_distribution_and_shift_odds_by_the_offset(
     np.testing.assert_allclose(adjusted[:, 2] / adjusted[:, 0], 2 * probabilities[:, 2] / probabilities[:, 0])
 
 
-def _evaluate(tmp_path, monkeypatch, decision: str | None, split: str):
+def _evaluate(tmp_path, monkeypatch, decision: str | None, split: str, validation_names=None):
     """evaluate_checkpoint with the network replaced by fixed logits per source (image value = row)."""
     import torch
 
@@ -64,7 +64,8 @@ def _evaluate(tmp_path, monkeypatch, decision: str | None, split: str):
     settings = {} if decision is None else {"decision": decision}
     checkpoint = {"survey": "FIRST", "model_name": "tang2019", "seed": 0, "pretrained_on": "", "parameters": 1,
                   "best_epoch": 1, "best_val_accuracy": 0.5, "best_val_loss": 1.0, "class_names": CLASSES,
-                  "settings": settings, "validation_names": names[:90].tolist()}
+                  "settings": settings,
+                  "validation_names": names[:90].tolist() if validation_names is None else validation_names}
     monkeypatch.setattr(rgmorph.train, "load_checkpoint", lambda path, device: (None, checkpoint))
     logits = torch.from_numpy(np.log(probabilities)).float()
     monkeypatch.setattr(rgmorph.train, "predict_logits", lambda model, images: logits[images[:, 0, 0, 0].long()])
@@ -108,3 +109,9 @@ def test_the_schema_defaults_to_argmax_and_refuses_other_rules():
     assert settings.load([REPO / "config" / "config.yaml"], {"train": {"decision": "balanced"}})["train"]["decision"]
     with pytest.raises(Exception, match="'median' is not one of \\['argmax', 'balanced'\\]"):
         settings.load([REPO / "config" / "config.yaml"], {"train": {"decision": "median"}})
+
+
+def test_a_balanced_run_whose_validation_sources_are_not_in_the_dataset_is_refused(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"none of the run's 2 validation sources is in .*FIRST.npz"):
+        _evaluate(tmp_path, monkeypatch, "balanced", "test", validation_names=["elsewhere-1", "elsewhere-2"])
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "predictions.csv").exists()

@@ -80,7 +80,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     probabilities = probabilities_of(test)
     labels = dataset["labels"][test]
     class_names = tuple(dataset["class_names"])
-    probabilities, decision = _decided(probabilities, split, checkpoint, dataset, probabilities_of)
+    probabilities, decision = _decided(probabilities, split, checkpoint, dataset, dataset_path, probabilities_of)
     report = classification_report(labels, probabilities, class_names)
     report["split"] = split
     if decision is not None:  # argmax runs' metrics.json stay as they were
@@ -106,13 +106,16 @@ def evaluate_checkpoint(checkpoint_path: str | Path, dataset_path: str | Path, m
     return report
 
 
-def _decided(probabilities: np.ndarray, split: str, checkpoint: dict, dataset: dict, probabilities_of
-             ) -> tuple[np.ndarray, dict | None]:
+def _decided(probabilities: np.ndarray, split: str, checkpoint: dict, dataset: dict, dataset_path: str | Path,
+             probabilities_of) -> tuple[np.ndarray, dict | None]:
     """The split's probabilities under the run's decision rule (train.decision), and its record: 'balanced'
     offsets are fitted on the run's own validation hold-out, whose scores stay the network's own."""
     if (checkpoint.get("settings") or {}).get("decision") != "balanced":
         return probabilities, None
     validation = split_indices(dataset, checkpoint, "validation")
+    if not len(validation):
+        raise ValueError(f"train.decision 'balanced': none of the run's {len(checkpoint['validation_names'])} validation "
+                         f"sources is in {dataset_path}; the offsets are fitted on them (use decision: argmax)")
     validation_probabilities = probabilities if split == "validation" else probabilities_of(validation)
     validation_labels = dataset["labels"][validation]
     offsets = fit_class_offsets(validation_labels, validation_probabilities)
