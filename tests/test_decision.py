@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rgmorph.decision import adjusted_probabilities, balanced_accuracy, fit_class_offsets
+from rgmorph.decision import (adjusted_probabilities, balanced_accuracy, cross_fitted_balanced_accuracy,
+                              fit_class_offsets)
 
 CLASSES = ["FRI", "FRII", "Bent"]
 
@@ -32,6 +33,20 @@ def test_offsets_raise_the_rare_class_and_the_balanced_accuracy():
     assert offsets[0] == 0 and offsets[2] > 0.5
     assert balanced_accuracy(labels, after, 3) > before + 0.2
     assert np.mean(after[labels == 2] == 2) > np.mean(probabilities.argmax(1)[labels == 2] == 2)
+
+
+def test_the_cross_fitted_estimate_is_out_of_sample():
+    labels, probabilities = _under_predicted_bent()
+    argmax = balanced_accuracy(labels, probabilities.argmax(1), 3)
+    in_sample = balanced_accuracy(labels, adjusted_probabilities(probabilities, fit_class_offsets(labels, probabilities))
+                                  .argmax(1), 3)
+    assert argmax < cross_fitted_balanced_accuracy(labels, probabilities) <= in_sample
+    # noise alone: offsets fitted on one half gain nothing real on the other
+    rng = np.random.default_rng(1)
+    noise = rng.dirichlet(np.ones(3), 60)
+    noise_labels = np.arange(60) % 3
+    assert cross_fitted_balanced_accuracy(noise_labels, noise) < balanced_accuracy(
+        noise_labels, adjusted_probabilities(noise, fit_class_offsets(noise_labels, noise)).argmax(1), 3)
 
 
 def test_a_network_already_right_keeps_argmax():
@@ -81,6 +96,9 @@ def test_balanced_runs_are_scored_with_offsets_fitted_on_validation_alone(tmp_pa
     assert json.loads((tmp_path / "metrics.json").read_text())["class_offsets"]["offsets"]["Bent"] == offsets[2] > 0
     assert report["class_offsets"]["applied"] and report["class_offsets"]["validation_sources"] == 90
     assert report["decision"] == "argmax after class_offsets"
+    record = report["class_offsets"]
+    assert (record["validation_balanced_accuracy_argmax"] < record["validation_balanced_accuracy_cross_fitted"]
+            <= record["validation_balanced_accuracy_fitted"])
     assert (report["class_offsets"]["validation_balanced_accuracy_fitted"]
             > report["class_offsets"]["validation_balanced_accuracy_argmax"])
     expected = adjusted_probabilities(probabilities[90:], offsets).argmax(1)
