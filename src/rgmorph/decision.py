@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-DECISIONS = ("argmax", "balanced")
 # Offsets are searched on this grid (natural-log units: +1 multiplies a class's odds by e).
 OFFSET_GRID = np.round(np.arange(-3.0, 3.0001, 0.1), 1)
 COORDINATE_ROUNDS = 3
