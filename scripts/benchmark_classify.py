@@ -98,14 +98,15 @@ def main() -> None:
         torch.set_num_threads(arguments.threads)
     torch.manual_seed(0)
     if arguments.checkpoints:
-        from rgmorph.train import load_checkpoint
+        from rgmorph.checkpoint import read_checkpoint
 
         base = []
-        for path in arguments.checkpoints[:5]:
-            model, _ = load_checkpoint(path)
-            while isinstance(model, (D4Average, fast_cpu.Bf16Inference)):  # the plain network; cases() wraps it
-                model = model.model
-            base.append(model)
+        for path in arguments.checkpoints[:5]:  # the plain networks (load_checkpoint's fast layers are cases()'s)
+            checkpoint = read_checkpoint(path)
+            model = models.build(checkpoint["model_name"], in_channels=1, num_classes=len(checkpoint["class_names"]),
+                                 image_size=checkpoint["image_size"], **checkpoint["model_options"])
+            model.load_state_dict(checkpoint["state_dict"])
+            base.append(model.eval())
     else:
         base = [models.build(arguments.model, in_channels=1, num_classes=2, image_size=arguments.image_size).eval()
                 for _ in range(5)]

@@ -118,3 +118,49 @@ def test_a_checkpoint_records_its_precision_and_is_scored_in_it(tmp_path):
     images = _data(size=84)[0][2]
     with torch.no_grad():
         assert model(images).dtype == torch.float32
+
+
+def _with_random_batch_norm(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with batch-norm scales of both signs (a negative one turns max-pooling into min)."""
+    generator = torch.Generator().manual_seed(1)
+    for layer in model.modules():
+        if isinstance(layer, nn.BatchNorm2d):
+            layer.weight.data = torch.randn(layer.num_features, generator=generator)
+            layer.bias.data = torch.randn(layer.num_features, generator=generator)
+            layer.running_mean = torch.randn(layer.num_features, generator=generator)
+            layer.running_var = torch.rand(layer.num_features, generator=generator) + 0.5
+    return model.eval()
+
+
+@pytest.mark.parametrize("name, size", [("tang2019", 150), ("tang2019", 121), ("lenet", 48), ("lenet", 37)])
+def test_scoring_pools_in_phase_with_the_values_of_the_unfused_layers_bit_for_bit(name, size):
+    import copy
+
+    from rgmorph import models
+
+    torch.manual_seed(size)
+    model = _with_random_batch_norm(models.build(name, in_channels=1, num_classes=2, image_size=size))
+    unfused = fast_cpu.use_fast_layers(copy.deepcopy(model)).eval()
+    scoring = fast_cpu.Bf16Inference(copy.deepcopy(model)).eval()
+    first_run = list(scoring.model.features)
+    assert type(scoring.model.features) is fast_cpu.PhasePooledSequential
+    assert fast_cpu._phase_pooled_run_end(first_run, 0) == (4 if name == "tang2019" else 3)
+    assert scoring.state_dict().keys() == {f"model.{key}" for key in model.state_dict()}
+    images = torch.rand(5, 1, size, size)
+    with torch.no_grad(), fast_cpu.autocast("bf16", "cpu"):
+        want = unfused(images).float()
+    with torch.no_grad():
+        got = scoring(images)
+    assert torch.equal(got, want)
+
+
+def test_phase_pooling_is_off_in_training_mode():
+    from rgmorph import models
+
+    model = models.build("tang2019", in_channels=1, num_classes=2, image_size=121)
+    scoring = fast_cpu.Bf16Inference(model).train()
+    images = torch.rand(4, 1, 121, 121)
+    # batch statistics over the pooled pixels would differ: training runs the layers one by one
+    features = scoring.model.features
+    with torch.no_grad(), fast_cpu.autocast("bf16", "cpu"):
+        assert torch.equal(features(images), nn.Sequential.forward(features, images))

@@ -75,6 +75,18 @@ def space_to_depth_conv2d(images: torch.Tensor, weight: torch.Tensor, bias: torc
                           factor: int = 2) -> torch.Tensor:
     """``F.conv2d(images, weight, bias)`` (stride 1, no padding) computed on the ``factor``-unshuffled image:
     the same sums in another order (fp32: within rounding of the direct convolution). Returns NCHW maps."""
+    phases, height, width = space_to_depth_phases(images, weight, bias, factor)
+    batch, out_channels, _, _, blocks_h, blocks_w = phases.shape
+    # channel (o, p, q) at block (a, b) is output pixel (factor a + p, factor b + q): back to NCHW, one copy
+    maps = phases.permute(0, 1, 4, 2, 5, 3).reshape(batch, out_channels, factor * blocks_h, factor * blocks_w)
+    return maps[..., :height, :width]
+
+
+def space_to_depth_phases(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          factor: int = 2) -> tuple[torch.Tensor, int, int]:
+    """(phases, height, width): the convolution of ``space_to_depth_conv2d`` before its copy back to NCHW,
+    as a (N, out_channels, factor, factor, blocks_h, blocks_w) view in which output pixel (factor a + p,
+    factor b + q) is [:, :, p, q, a, b], and the output's height and width (blocks past them are padding)."""
     out_channels, in_channels, kernel, _ = weight.shape
     index, reach = _space_to_depth_index(out_channels, in_channels, kernel, factor)
     height, width = images.shape[-2] - kernel + 1, images.shape[-1] - kernel + 1
@@ -86,10 +98,7 @@ def space_to_depth_conv2d(images: torch.Tensor, weight: torch.Tensor, bias: torc
     unshuffled = unshuffled.contiguous(memory_format=torch.channels_last)  # oneDNN's bf16 kernels want it
     gathered = torch.cat([weight.reshape(-1), weight.new_zeros(1)])[index.to(weight.device)]
     maps = F.conv2d(unshuffled, gathered, None if bias is None else bias.repeat_interleave(factor**2))
-    # channel (o, p, q) at block (a, b) is output pixel (factor a + p, factor b + q): back to NCHW, one copy
-    maps = (maps.reshape(batch, out_channels, factor, factor, blocks_h, blocks_w).permute(0, 1, 4, 2, 5, 3)
-            .reshape(batch, out_channels, factor * blocks_h, factor * blocks_w))
-    return maps[..., :height, :width]
+    return maps.reshape(batch, out_channels, factor, factor, blocks_h, blocks_w), height, width
 
 
 def inference_precision(trained: str, device: torch.device | str) -> str:
@@ -104,6 +113,9 @@ class Bf16Inference(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = use_fast_layers(model)
+        for child in self.model.modules():
+            if type(child) is nn.Sequential:
+                child.__class__ = PhasePooledSequential
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with autocast("bf16", images.device):
@@ -125,6 +137,57 @@ class SpaceToDepthConv2d(nn.Conv2d):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return space_to_depth_conv2d(images, self.weight, self.bias)
+
+
+class PhasePooledSequential(nn.Sequential):
+    """An ``nn.Sequential`` (same modules and state_dict) that, in eval mode, computes each run of a
+    space-to-depth convolution, monotone per-channel layers (ReLU, eval-mode batch norm) and a max-pool whose
+    window is the space-to-depth factor as: the maximum over the phases, then the monotone layers. Max-pooling
+    commutes with a non-decreasing map (and turns into a minimum under a decreasing one), rounding included,
+    so the values are the unfused run's; it skips the copy back to NCHW and runs ReLU and batch norm on a
+    quarter of the pixels. In training mode (batch statistics) it is the plain ``nn.Sequential``."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        layers, start = list(self), 0
+        while start < len(layers):
+            end = _phase_pooled_run_end(layers, start) if not self.training else None
+            if end is None:
+                images, start = layers[start](images), start + 1
+            else:
+                images, start = _phase_pooled(images, layers[start], layers[start + 1:end - 1]), end
+        return images
+
+
+def _phase_pooled_run_end(layers: list[nn.Module], start: int) -> int | None:
+    """End (exclusive) of a fusable run [space-to-depth conv, ReLU/BatchNorm2d..., MaxPool2d(2)] at ``start``."""
+    if type(layers[start]) is not SpaceToDepthConv2d:
+        return None
+    end = start + 1
+    while end < len(layers) and type(layers[end]) in (nn.ReLU, nn.BatchNorm2d):
+        end += 1
+    pool = layers[end] if end < len(layers) else None
+    factor = 2  # space_to_depth_conv2d's
+    fusable = (type(pool) is nn.MaxPool2d and pool.kernel_size in (factor, (factor, factor))
+               and pool.stride in (factor, (factor, factor)) and pool.padding in (0, (0, 0))
+               and pool.dilation in (1, (1, 1)) and not pool.ceil_mode)
+    return end + 1 if fusable else None
+
+
+def _phase_pooled(images: torch.Tensor, conv: nn.Conv2d, monotone: list[nn.Module]) -> torch.Tensor:
+    phases, height, width = space_to_depth_phases(images, conv.weight, conv.bias)
+    batch, channels, factor, _, _, _ = phases.shape
+    phases = phases[..., :height // factor, :width // factor].reshape(batch, channels, factor * factor,
+                                                                          height // factor, width // factor)
+    increasing = torch.ones(channels, dtype=torch.bool, device=phases.device)
+    for layer in monotone:
+        if isinstance(layer, nn.BatchNorm2d) and layer.weight is not None:
+            increasing = increasing == (layer.weight >= 0)
+    pooled = phases.amax(dim=2)
+    if not increasing.all():
+        pooled = torch.where(increasing[:, None, None], pooled, phases.amin(dim=2))
+    for layer in monotone:
+        pooled = layer(pooled)
+    return pooled
 
 
 class Fp32Linear(nn.Linear):
