@@ -27,26 +27,26 @@ def _under_predicted_bent(count: int = 90, seed: int = 0) -> tuple[np.ndarray, n
 
 def test_offsets_raise_the_rare_class_and_the_balanced_accuracy():
     labels, probabilities = _under_predicted_bent()
-    before = balanced_accuracy(labels, probabilities.argmax(1), 3)
+    before = balanced_accuracy(labels, probabilities.argmax(1))
     offsets = fit_class_offsets(labels, probabilities)
     after = adjusted_probabilities(probabilities, offsets).argmax(1)
     assert offsets[0] == 0 and offsets[2] > 0.5
-    assert balanced_accuracy(labels, after, 3) > before + 0.2
+    assert balanced_accuracy(labels, after) > before + 0.2
     assert np.mean(after[labels == 2] == 2) > np.mean(probabilities.argmax(1)[labels == 2] == 2)
 
 
 def test_the_cross_fitted_estimate_is_out_of_sample():
     labels, probabilities = _under_predicted_bent()
-    argmax = balanced_accuracy(labels, probabilities.argmax(1), 3)
+    argmax = balanced_accuracy(labels, probabilities.argmax(1))
     in_sample = balanced_accuracy(labels, adjusted_probabilities(probabilities, fit_class_offsets(labels, probabilities))
-                                  .argmax(1), 3)
+                                  .argmax(1))
     assert argmax < cross_fitted_balanced_accuracy(labels, probabilities) <= in_sample
     # noise alone: offsets fitted on one half gain nothing real on the other
     rng = np.random.default_rng(1)
     noise = rng.dirichlet(np.ones(3), 60)
     noise_labels = np.arange(60) % 3
     assert cross_fitted_balanced_accuracy(noise_labels, noise) < balanced_accuracy(
-        noise_labels, adjusted_probabilities(noise, fit_class_offsets(noise_labels, noise)).argmax(1), 3)
+        noise_labels, adjusted_probabilities(noise, fit_class_offsets(noise_labels, noise)).argmax(1))
 
 
 def test_a_network_already_right_keeps_argmax():

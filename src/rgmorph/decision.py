@@ -9,17 +9,21 @@ used: the offsets are fitted once per run on validation, then applied unchanged 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.metrics import balanced_accuracy_score
 
 # Offsets are searched on this grid (natural-log units: +1 multiplies a class's odds by e).
 OFFSET_GRID = np.round(np.arange(-3.0, 3.0001, 0.1), 1)
 COORDINATE_ROUNDS = 3
 
 
-def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray, class_count: int) -> float:
-    """Mean recall over the classes present in ``labels``."""
-    recalls = [np.mean(predicted[labels == k] == k) for k in range(class_count) if np.any(labels == k)]
-    return float(np.mean(recalls))
+def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels`` (scikit-learn's)."""
+    with warnings.catch_warnings():  # a class predicted but absent from labels has no recall: left out, as meant
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(labels, predicted))
 
 
 def adjusted_probabilities(probabilities: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -38,7 +42,7 @@ def fit_class_offsets(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarr
     offsets = np.zeros(class_count)
 
     def score(candidate: np.ndarray) -> float:
-        return balanced_accuracy(labels, (log_probabilities + candidate).argmax(1), class_count)
+        return balanced_accuracy(labels, (log_probabilities + candidate).argmax(1))
 
     for _ in range(COORDINATE_ROUNDS):
         changed = False
@@ -67,7 +71,7 @@ def cross_fitted_balanced_accuracy(labels: np.ndarray, probabilities: np.ndarray
     for held in range(folds):
         fitted = fit_class_offsets(labels[fold != held], probabilities[fold != held])
         predicted[fold == held] = adjusted_probabilities(probabilities[fold == held], fitted).argmax(1)
-    return balanced_accuracy(labels, predicted, probabilities.shape[1])
+    return balanced_accuracy(labels, predicted)
 
 
 def decision_record(class_names, offsets: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
@@ -75,13 +79,12 @@ def decision_record(class_names, offsets: np.ndarray, labels: np.ndarray, probab
     """What metrics.json says of the 'balanced' rule: the offsets, whether this split's predictions use them
     (not on the validation hold-out they are fitted on) and the validation balanced accuracy with argmax, with the
     offsets (in sample) and cross-fitted (out of sample: whether the rule helps, judged on validation alone)."""
-    count = len(class_names)
     return {
         "rule": "balanced", "applied": applied, "offsets": {name: float(value) for name, value in zip(class_names, offsets)},
         "validation_sources": int(len(labels)),
-        "validation_balanced_accuracy_argmax": balanced_accuracy(labels, probabilities.argmax(1), count),
+        "validation_balanced_accuracy_argmax": balanced_accuracy(labels, probabilities.argmax(1)),
         "validation_balanced_accuracy_fitted": balanced_accuracy(
-            labels, adjusted_probabilities(probabilities, offsets).argmax(1), count),
+            labels, adjusted_probabilities(probabilities, offsets).argmax(1)),
         # the honest estimate: fitted on half the hold-out, scored on the other half
         "validation_balanced_accuracy_cross_fitted": cross_fitted_balanced_accuracy(labels, probabilities),
     }
