@@ -245,15 +245,18 @@ def print_phases(model_names, dataset: Path, epochs: int, seeds: int, threads: i
 
 def step_rate(model_name: str, data, seconds: float, option: str) -> tuple[float, float]:
     """(images/s, loss after a fixed 4 steps from seed 0) of one model's plain training step with ``option``:
-    'fp32', 'channels_last', 'compile' or 'bf16' (CPU autocast)."""
+    'fp32', 'channels_last', 'compile', 'bf16' (CPU autocast), 'fast' (bf16 with rgmorph's fast layers and fused
+    Adam, what ``train.precision: bf16`` runs) or 'fast_compile' (that, under torch.compile)."""
     images, labels = data[0][:BATCH].contiguous(), data[1][:BATCH]
     torch.manual_seed(0)
     model = models.build(model_name, image_size=images.shape[-1])
     if option == "channels_last":
         model, images = model.to(memory_format=torch.channels_last), images.to(memory_format=torch.channels_last)
-    forward = torch.compile(model) if option == "compile" else model
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if option == "bf16" else torch.autocast("cpu", enabled=False)
+    if option.startswith("fast"):
+        fast_cpu.use_fast_layers(model)
+    forward = torch.compile(model) if option in ("compile", "fast_compile") else model
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, fused=option.startswith("fast"))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=option in ("bf16", "fast", "fast_compile"))
 
     def step() -> float:
         with autocast:
@@ -271,12 +274,12 @@ def step_rate(model_name: str, data, seconds: float, option: str) -> tuple[float
     return count / (time.perf_counter() - started), losses[-1]
 
 
-def print_cpu_options(model_names, data, seconds: float) -> None:
+def print_cpu_options(model_names, data, seconds: float, options: list[str]) -> None:
     print(f"CPU step options ({torch.get_num_threads()} threads, one model, batch {BATCH}): images/s (x fp32), "
           "loss after 4 steps from seed 0 (a second run must repeat it bit for bit)")
     for name in model_names:
         base = None
-        for option in ("fp32", "channels_last", "compile", "bf16"):
+        for option in options:
             try:
                 rate, loss = step_rate(name, data, seconds, option)
                 again = step_rate(name, data, 0.0, option)[1]
@@ -337,8 +340,9 @@ def main(argv=None) -> int:
     parser.add_argument("--transfer-from", type=Path, default=None, metavar="MODELS",
                         help="with --phases, also fine-tune the checkpoints under MODELS/NAME/seedK (e.g. "
                              "results/models/NVSS) as the transfer runs do")
-    parser.add_argument("--cpu-options", action="store_true",
-                        help="also time channels-last, torch.compile and bf16 autocast steps on the CPU")
+    parser.add_argument("--cpu-options", nargs="?", const="fp32,channels_last,compile,bf16", default=None,
+                        help="also time one model's step with these options (default fp32,channels_last,compile,bf16;"
+                             " also fast, fast_compile)")
     parser.add_argument("--placement", type=int, default=0, metavar="CORES",
                         help="also compare one job of CORES threads with CORES one-thread jobs")
     arguments = parser.parse_args(argv)
@@ -426,7 +430,7 @@ def main(argv=None) -> int:
         print_phases(selected, arguments.datasets / f"{arguments.survey}.npz", arguments.phases,
                      int(arguments.group_sizes.split(",")[-1]), torch.get_num_threads(), arguments.transfer_from)
     if arguments.cpu_options:
-        print_cpu_options(selected, data, arguments.seconds)
+        print_cpu_options(selected, data, arguments.seconds, arguments.cpu_options.split(","))
     if arguments.placement:
         for name in selected:
             placement(name, arguments.datasets, arguments.survey, arguments.seconds,
