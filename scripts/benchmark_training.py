@@ -343,6 +343,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-options", nargs="?", const="fp32,channels_last,compile,bf16", default=None,
                         help="also time one model's step with these options (default fp32,channels_last,compile,bf16;"
                              " also fast, fast_compile)")
+    parser.add_argument("--compile-loop", action="store_true", help="rgmorph's loop with each seed's forward compiled")
     parser.add_argument("--placement", type=int, default=0, metavar="CORES",
                         help="also compare one job of CORES threads with CORES one-thread jobs")
     arguments = parser.parse_args(argv)
@@ -367,6 +368,11 @@ def main(argv=None) -> int:
     if device.type == "cpu":
         print(f"CPU bf16: {'native' if fast_cpu.cpu_has_bf16() else 'none (auto runs fp32)'}", flush=True)
 
+    if arguments.compile_loop:  # every per-seed forward of rgmorph's loop through torch.compile (inductor)
+        import rgmorph.batched
+
+        rgmorph.batched.functional_call = torch.compile(rgmorph.batched.functional_call, dynamic=False)
+        print("rgmorph's loop: per-seed functional_call under torch.compile", flush=True)
     data = fit_data(arguments.datasets, arguments.survey, arguments.fit_count)
     selected = [item for item in arguments.models.split(",") if item]
     if arguments.check_graphs:
