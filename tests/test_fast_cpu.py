@@ -164,3 +164,12 @@ def test_phase_pooling_is_off_in_training_mode():
     features = scoring.model.features
     with torch.no_grad(), fast_cpu.autocast("bf16", "cpu"):
         assert torch.equal(features(images), nn.Sequential.forward(features, images))
+
+
+def test_a_batch_norm_without_running_statistics_is_not_pooled_in_phase():
+    # it normalises with the batch's statistics, which pooling first would change
+    layers = [fast_cpu.SpaceToDepthConv2d(1, 4, 5), nn.ReLU(), nn.BatchNorm2d(4, track_running_stats=False).eval(),
+              nn.MaxPool2d(2)]
+    assert fast_cpu._phase_pooled_run_end(layers, 0) is None
+    layers[2] = nn.BatchNorm2d(4).eval()
+    assert fast_cpu._phase_pooled_run_end(layers, 0) == 4

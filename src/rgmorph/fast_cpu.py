@@ -163,7 +163,7 @@ def _phase_pooled_run_end(layers: list[nn.Module], start: int) -> int | None:
     if type(layers[start]) is not SpaceToDepthConv2d:
         return None
     end = start + 1
-    while end < len(layers) and type(layers[end]) in (nn.ReLU, nn.BatchNorm2d):
+    while end < len(layers) and (type(layers[end]) is nn.ReLU or _uses_running_statistics(layers[end])):
         end += 1
     pool = layers[end] if end < len(layers) else None
     factor = 2  # space_to_depth_conv2d's
@@ -171,6 +171,11 @@ def _phase_pooled_run_end(layers: list[nn.Module], start: int) -> int | None:
                and pool.stride in (factor, (factor, factor)) and pool.padding in (0, (0, 0))
                and pool.dilation in (1, (1, 1)) and not pool.ceil_mode)
     return end + 1 if fusable else None
+
+
+def _uses_running_statistics(layer: nn.Module) -> bool:
+    """A batch norm that is a fixed per-channel affine map (eval mode with running statistics), so monotone."""
+    return type(layer) is nn.BatchNorm2d and not layer.training and layer.running_mean is not None
 
 
 def _phase_pooled(images: torch.Tensor, conv: nn.Conv2d, monotone: list[nn.Module]) -> torch.Tensor:
