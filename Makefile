@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits models ablation
+.PHONY: quickstart full test docs lint clean-results pull publish mirabest three-class-balance three-class classify referee-transfer splits splits-ablation models ablation
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,22 @@ splits: $(STAMP)
 	  > results/splits/splits.yaml
 	$(SNAKEMAKE) $(PUBLISHED) config/cleaned.yaml results/splits/splits.yaml --allowed-rules split_spread \
 	  -- results/cleaned/tables/split_spread.csv
+
+# Choices of config/ablation/ on the five random splits (issue 29): make splits' study once per choice and split
+# seed, config/ablation.yaml and the choice on top (the Tang CNN alone), into results/splits/ablation/<choice>/seed<k>;
+# then results/splits/ablation/tables/ablation.csv: per choice the mean over splits, paired by split with
+# `baseline`, which is make splits' own Tang CNN (the same seeds, epochs and splits), picked on validation.
+SPLIT_CHOICES ?= long_ema sigma2
+splits-ablation: $(STAMP)
+	for choice in $(SPLIT_CHOICES); do for seed in $(SPLIT_SEEDS); do \
+	  folder=results/splits/ablation/$$choice/seed$$seed && mkdir -p $$folder && \
+	  printf 'results_dir: %s\ncatalogue: {split: {seed: %s}}\n' $$folder $$seed > $$folder/split_seed.yaml && \
+	  $(SNAKEMAKE) $(PUBLISHED) config/splits.yaml config/ablation.yaml config/ablation/$$choice.yaml \
+	    $$folder/split_seed.yaml -- $(foreach table,summary summary_validation ensembles,$$folder/tables/$(table).csv) \
+	    || exit 1; \
+	done; done
+	$(BIN)/rgmorph compare-split-choices --seeds $(SPLIT_SEEDS) --output results/splits/ablation/tables/ablation.csv \
+	  baseline=results/splits $(foreach choice,$(SPLIT_CHOICES),$(choice)=results/splits/ablation/$(choice))
 
 # Fair transfer on the cleaned split (config/cleaned.yaml + config/referee_transfer.yaml, in results/cleaned):
 # the cleaned study plus the finetune and random_frozen transfer runs, tables/transfer_modes.csv and

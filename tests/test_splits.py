@@ -11,9 +11,9 @@ import yaml
 from snakemake.utils import update_config, validate
 
 from conftest import QUICKSTART_MIRROR, REPO
-from rgmorph import config_check
+from rgmorph import cli, config_check
 from rgmorph.neighbours import NeighbourSettings, linked_pairs, survey_fields
-from rgmorph.splits import SplitStudyMissing, split_spread, study_dir, write_split_spread
+from rgmorph.splits import SplitStudyMissing, choice_across_splits, split_spread, study_dir, write_split_spread
 
 PUBLISHED = [REPO / "config" / "config.yaml", REPO / "config" / "published.yaml"]
 OVERLAY = REPO / "config" / "splits.yaml"
@@ -237,3 +237,48 @@ def test_rule_names_a_missing_split_study_and_is_absent_without_seeds(tmp_path):
     result = _snakemake("-n", "--quiet", "rules", "--configfile", str(REPO / "config" / "quickstart.yaml"),
                         "--config", f"results_dir={tmp_path / 'quickstart'}")
     assert result.returncode == 0 and "split_spread" not in result.stdout
+
+
+# ------------------------------------------------------------------ choices across splits (make splits-ablation)
+
+
+def test_choices_across_splits_are_paired_by_split_and_picked_on_validation(tmp_path):
+    _plant_split_studies(tmp_path / "baseline")
+    for seed, (test, validation) in {1: (0.92, 0.87), 2: (0.93, 0.91), 3: (0.91, 0.90)}.items():
+        _plant_summaries(tmp_path / "longer" / f"seed{seed}",
+                         [{"model": "tang2019", **KEYS, "seeds": 3, "n_test": 190 + seed, "accuracy_mean": test,
+                           "auroc_mean": 0.97}],
+                         [{"model": "tang2019", **KEYS, "seeds": 3, "n_test": 93, "accuracy_mean": validation}])
+    table = choice_across_splits({"baseline": tmp_path / "baseline", "longer": tmp_path / "longer"}, [1, 2, 3])
+    assert list(table["model"]) == ["tang2019", "tang2019"]  # gabor_svm trained under one choice only
+    longer = table.set_index("ablation").loc["longer"]
+    # validation over splits: baseline 0.88, longer (0.87 + 0.91 + 0.90) / 3 = 0.8933, so longer is picked
+    assert longer["val_accuracy_mean"] == pytest.approx(0.8933, abs=1e-4)
+    assert list(table["picked_on_validation"]) == [False, True]
+    # paired by split against the baseline's 0.90, 0.94, 0.86: +0.02, -0.01, +0.05
+    assert longer["test_accuracy_change_vs_baseline_mean"] == pytest.approx(0.02, abs=1e-4)
+    assert (longer["test_accuracy_change_vs_baseline_min"],
+            longer["test_accuracy_change_vs_baseline_max"]) == pytest.approx((-0.01, 0.05), abs=1e-4)
+    assert longer["splits_up"] == 2 and longer["n_splits"] == 3 and longer["n_test"] == 191 + 192 + 193
+    assert longer["test_accuracy_std"] == pytest.approx(0.01, abs=1e-4)
+
+
+def test_a_tie_on_validation_across_splits_keeps_the_reference(tmp_path):
+    _plant_split_studies(tmp_path / "baseline")
+    _plant_split_studies(tmp_path / "same")
+    table = choice_across_splits({"baseline": tmp_path / "baseline", "same": tmp_path / "same"}, [1, 2, 3])
+    assert table.set_index(["model", "ablation"])["picked_on_validation"].to_dict() == {
+        ("gabor_svm", "baseline"): True, ("gabor_svm", "same"): False,
+        ("tang2019", "baseline"): True, ("tang2019", "same"): False}
+    assert (table["test_accuracy_change_vs_baseline_mean"] == 0).all()
+
+
+def test_compare_split_choices_names_a_choice_whose_split_is_missing(tmp_path):
+    _plant_split_studies(tmp_path / "baseline")
+    _plant_split_studies(tmp_path / "other")
+    (tmp_path / "other" / "seed3" / "tables" / "summary.csv").unlink()
+    output = tmp_path / "ablation.csv"
+    with pytest.raises(SplitStudyMissing, match="seed3"):
+        cli.main(["compare-split-choices", "--seeds", "1", "2", "3", "--output", str(output),
+                  f"baseline={tmp_path / 'baseline'}", f"other={tmp_path / 'other'}"])
+    assert not output.exists()

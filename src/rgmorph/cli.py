@@ -1,7 +1,7 @@
 """The ``rgmorph`` command. ``rgmorph trace FILE`` prints where an output came from; ``rgmorph classify
 CSV`` classifies an unlabelled catalogue with the shipped models or a trained study's (docs/classify.md);
 ``rgmorph models`` lists the shipped models; ``rgmorph catalogue from-folders`` writes a catalogue of an image folder;
-``rgmorph cleaning-effect`` and ``rgmorph compare-choices`` tabulate results across studies (README).
+``rgmorph cleaning-effect``, ``compare-choices`` and ``compare-split-choices`` tabulate results across studies (README).
 
     rgmorph trace results/figures/roc_curves.png
     rgmorph trace --json results/tables/main_table.tex > chain.json
@@ -212,6 +212,14 @@ def _add_table_commands(commands) -> None:
     choices.add_argument("--across-models", action="store_true",
                          help="choices may change the network: one pick per survey over every model")
     choices.add_argument("--output", required=True)
+    split_choices = commands.add_parser(
+        "compare-split-choices", help="choices on repeated splits (make splits-ablation): means over splits, "
+                                      "paired by split with the first, picked on validation")
+    split_choices.add_argument("choices", nargs="+", metavar="CHOICE=SPLITS_DIR",
+                               help="one folder of seed<k> split studies per choice, the reference first")
+    split_choices.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                               help="split seeds (default: 1-5)")
+    split_choices.add_argument("--output", required=True)
 
 
 def _add_catalogue_commands(commands) -> None:
@@ -249,10 +257,13 @@ def _catalogue_command(arguments) -> int:
 
 
 def _table_command(arguments) -> int:
-    from rgmorph import choice, cleaning
+    from rgmorph import choice, cleaning, splits
 
     if arguments.command == "cleaning-effect":
         table = cleaning.write_cleaning_effect(arguments.published, arguments.cleaned, arguments.output)
+    elif arguments.command == "compare-split-choices":
+        studies = dict(item.split("=", 1) for item in arguments.choices)
+        table = splits.write_choice_across_splits(studies, arguments.seeds, arguments.output)
     else:
         studies = dict(item.split("=", 1) for item in arguments.choices)
         table = choice.write_choice_table(studies, arguments.output, arguments.setting, arguments.across_models)

@@ -15,6 +15,9 @@ declared variant ``ensemble(<model>)``, the mean of the seeds' probabilities) an
   FRDEEP's published split), when its summary.csv is there.
 
 ``val_test_gap`` is validation minus test accuracy: negative when validation is below test.
+
+``make splits-ablation`` runs the same split studies once per choice of ``config/ablation/``;
+``choice_across_splits`` compares them (``rgmorph compare-split-choices``), each split paired with itself.
 """
 
 from __future__ import annotations
@@ -145,6 +148,42 @@ def _column_order(rows: pd.DataFrame) -> list[str]:
 def write_split_spread(studies: Mapping[int, str | Path], output: str | Path,
                        main_results: str | Path | None = None) -> pd.DataFrame:
     rows = split_spread(studies, main_results)
+    write_csv_atomic(output, rows, float_format="%.4f")
+    return rows
+
+
+def choice_across_splits(splits_dirs: Mapping[str, str | Path], seeds: list[int]) -> pd.DataFrame:
+    """An ablation over repeated splits: per choice (a folder of seed<k> split studies, the reference first) and
+    variant trained under every choice, the mean and std over splits, each split paired with the reference's
+    same split (the change in test accuracy: mean, min, max, and on how many splits it is up), and the choice
+    picked per variant on the mean validation accuracy (a tie: the first listed)."""
+    from rgmorph.choice import pick_on_validation
+
+    order = list(splits_dirs)
+    per_split = pd.concat([read_splits({seed: study_dir(folder, seed) for seed in seeds}).assign(ablation=choice)
+                           for choice, folder in splits_dirs.items()], ignore_index=True)
+    trained_by_all = per_split.groupby(GROUP_COLUMNS)["ablation"].transform("nunique") == len(order)
+    per_split = per_split[trained_by_all]
+    reference = per_split[per_split["ablation"] == order[0]][[*GROUP_COLUMNS, "split_seed", "test_accuracy"]]
+    per_split = per_split.merge(reference, on=[*GROUP_COLUMNS, "split_seed"], suffixes=("", "_reference"))
+    change = f"test_accuracy_change_vs_{order[0]}"
+    per_split[change] = per_split["test_accuracy"] - per_split["test_accuracy_reference"]
+    rows = per_split.groupby([*GROUP_COLUMNS, "ablation"], sort=False).agg(
+        n_splits=("split_seed", "size"), n_test=("n_test", "sum"),
+        val_accuracy_mean=("val_accuracy", "mean"), val_accuracy_std=("val_accuracy", "std"),
+        test_accuracy_mean=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
+        test_auroc_mean=("test_auroc", "mean"), test_ensemble_accuracy_mean=("test_ensemble_accuracy", "mean"),
+        **{f"{change}_mean": (change, "mean"), f"{change}_min": (change, "min"), f"{change}_max": (change, "max")},
+        splits_up=(change, lambda values: int((values > 0).sum()))).reset_index()
+    rows["picked_on_validation"] = pick_on_validation(rows.assign(val_loss_mean=float("nan"), choice=rows["ablation"]),
+                                                      order, GROUP_COLUMNS)
+    leading = [*GROUP_COLUMNS, "ablation", "picked_on_validation"]
+    return rows[[*leading, *[column for column in rows.columns if column not in leading]]]
+
+
+def write_choice_across_splits(splits_dirs: Mapping[str, str | Path], seeds: list[int],
+                               output: str | Path) -> pd.DataFrame:
+    rows = choice_across_splits(splits_dirs, seeds)
     write_csv_atomic(output, rows, float_format="%.4f")
     return rows
 
