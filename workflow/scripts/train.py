@@ -1,15 +1,9 @@
-import logging
-
 from rgmorph import provenance
 from rgmorph.logs import logged
 from rgmorph.train import TrainSettings, TransferSpec, train_seeds
 
-with logged(snakemake.log[0]):
-    # the seeds train together: each seed's log holds the whole job's log
-    for path in snakemake.log[1:]:
-        handler = logging.FileHandler(path, mode="w")
-        handler.setFormatter(logging.getLogger().handlers[0].formatter)
-        logging.getLogger().addHandler(handler)
+# the seeds train together: each seed's log holds the whole job's log
+with logged(snakemake.log[0], copies=snakemake.log[1:]):
     settings = TrainSettings.from_mapping({**snakemake.params.train, "threads": snakemake.threads})
     transfer = None
     if "pretrained" in snakemake.input.keys():

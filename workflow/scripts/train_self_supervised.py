@@ -1,14 +1,9 @@
-import logging
-
 from rgmorph import provenance
 from rgmorph.logs import logged
 from rgmorph.train import SelfSupervisedStart, TrainSettings, train_seeds
 
-with logged(snakemake.log[0]):
-    for path in snakemake.log[1:]:  # the seeds train together: each seed's log holds the whole job's log
-        handler = logging.FileHandler(path, mode="w")
-        handler.setFormatter(logging.getLogger().handlers[0].formatter)
-        logging.getLogger().addHandler(handler)
+# the seeds train together: each seed's log holds the whole job's log
+with logged(snakemake.log[0], copies=snakemake.log[1:]):
     pretrained = list(snakemake.input.self_supervised)
     train_seeds(
         dataset_path=snakemake.input.dataset,
