@@ -261,12 +261,12 @@ def _table_command(arguments) -> int:
 
     if arguments.command == "cleaning-effect":
         table = cleaning.write_cleaning_effect(arguments.published, arguments.cleaned, arguments.output)
-    elif arguments.command == "compare-split-choices":
-        studies = dict(item.split("=", 1) for item in arguments.choices)
-        table = splits.write_choice_across_splits(studies, arguments.seeds, arguments.output)
     else:
         studies = dict(item.split("=", 1) for item in arguments.choices)
-        table = choice.write_choice_table(studies, arguments.output, arguments.setting, arguments.across_models)
+        if arguments.command == "compare-split-choices":
+            table = splits.write_choice_across_splits(studies, arguments.seeds, arguments.output)
+        else:
+            table = choice.write_choice_table(studies, arguments.output, arguments.setting, arguments.across_models)
     print(table.to_string(index=False))
     print(f"written: {arguments.output}")
     return 0
