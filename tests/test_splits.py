@@ -282,3 +282,12 @@ def test_compare_split_choices_names_a_choice_whose_split_is_missing(tmp_path):
         cli.main(["compare-split-choices", "--seeds", "1", "2", "3", "--output", str(output),
                   f"baseline={tmp_path / 'baseline'}", f"other={tmp_path / 'other'}"])
     assert not output.exists()
+
+
+def test_compare_split_choices_names_a_choice_without_its_folder(tmp_path, capsys):
+    output = tmp_path / "ablation.csv"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare-split-choices", "--output", str(output), f"baseline={tmp_path}", "sigma2"])
+    assert exit_.value.code == 2
+    assert "'sigma2' is not CHOICE=FOLDER" in capsys.readouterr().err
+    assert not output.exists()

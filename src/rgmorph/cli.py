@@ -196,6 +196,15 @@ def _models_command(arguments) -> int:
     return 1 if problems else 0
 
 
+def _choice_and_folder(argument: str) -> tuple[str, str]:
+    """'long_ema=results/mirabest/ablation/long_ema' -> (choice, folder); argparse names a malformed one."""
+    name, equals, folder = argument.partition("=")
+    if not (name and equals and folder):
+        example = "sigma2=results/splits/ablation/sigma2"
+        raise argparse.ArgumentTypeError(f"{argument!r} is not CHOICE=FOLDER (e.g. {example})")
+    return name, folder
+
+
 def _add_table_commands(commands) -> None:
     """Tables across studies (each study its own results_dir), so no one study's rule can write them."""
     cleaning = commands.add_parser("cleaning-effect",
@@ -206,7 +215,7 @@ def _add_table_commands(commands) -> None:
                           help="the cleaned run's summary.csv")
     cleaning.add_argument("--output", default="results/cleaned/tables/cleaning_effect.csv")
     choices = commands.add_parser("compare-choices", help="a setting chosen on validation, its test effect beside it")
-    choices.add_argument("choices", nargs="+", metavar="CHOICE=RESULTS_DIR",
+    choices.add_argument("choices", nargs="+", metavar="CHOICE=RESULTS_DIR", type=_choice_and_folder,
                          help="one study per choice, the default first")
     choices.add_argument("--setting", default="choice", help="the column naming the choice, e.g. circular_mask")
     choices.add_argument("--across-models", action="store_true",
@@ -215,7 +224,7 @@ def _add_table_commands(commands) -> None:
     split_choices = commands.add_parser(
         "compare-split-choices", help="choices on repeated splits (make splits-ablation): means over splits, "
                                       "paired by split with the first, picked on validation")
-    split_choices.add_argument("choices", nargs="+", metavar="CHOICE=SPLITS_DIR",
+    split_choices.add_argument("choices", nargs="+", metavar="CHOICE=SPLITS_DIR", type=_choice_and_folder,
                                help="one folder of seed<k> split studies per choice, the reference first")
     split_choices.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
                                help="split seeds (default: 1-5)")
@@ -262,7 +271,7 @@ def _table_command(arguments) -> int:
     if arguments.command == "cleaning-effect":
         table = cleaning.write_cleaning_effect(arguments.published, arguments.cleaned, arguments.output)
     else:
-        studies = dict(item.split("=", 1) for item in arguments.choices)
+        studies = dict(arguments.choices)
         if arguments.command == "compare-split-choices":
             table = splits.write_choice_across_splits(studies, arguments.seeds, arguments.output)
         else:
